@@ -20,16 +20,25 @@ fn aead_key(key: &MasterKey, salt: &[u8]) -> Result<LessSafeKey, CryptoError> {
 ///
 /// # Errors
 /// `CryptoError::Random` if no salt could be drawn.
-pub fn seal_into(key: &MasterKey, aad: &[u8], plaintext: &[u8], out: &mut Vec<u8>) -> Result<(), CryptoError> {
+pub fn seal_into(
+    key: &MasterKey,
+    aad: &[u8],
+    plaintext: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), CryptoError> {
     let mut salt = [0u8; SALT_LEN];
     random_bytes(&mut salt)?;
-    let aead = aead_key(key, &salt)?;
+    let cipher = aead_key(key, &salt)?;
     out.reserve(plaintext.len() + OVERHEAD);
     out.extend_from_slice(&salt);
     let start = out.len();
     out.extend_from_slice(plaintext);
-    let tag = aead
-        .seal_in_place_separate_tag(Nonce::assume_unique_for_key([0u8; 12]), Aad::from(aad), &mut out[start..])
+    let tag = cipher
+        .seal_in_place_separate_tag(
+            Nonce::assume_unique_for_key([0u8; 12]),
+            Aad::from(aad),
+            &mut out[start..],
+        )
         .map_err(|_| CryptoError::Corrupt)?;
     out.extend_from_slice(tag.as_ref());
     Ok(())
@@ -44,10 +53,14 @@ pub fn open(key: &MasterKey, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, Crypt
         return Err(CryptoError::Corrupt);
     }
     let (salt, rest) = sealed.split_at(SALT_LEN);
-    let aead = aead_key(key, salt)?;
+    let cipher = aead_key(key, salt)?;
     let mut buf = rest.to_vec();
-    let plain_len = aead
-        .open_in_place(Nonce::assume_unique_for_key([0u8; 12]), Aad::from(aad), &mut buf)
+    let plain_len = cipher
+        .open_in_place(
+            Nonce::assume_unique_for_key([0u8; 12]),
+            Aad::from(aad),
+            &mut buf,
+        )
         .map_err(|_| CryptoError::Corrupt)?
         .len();
     buf.truncate(plain_len);

@@ -22,25 +22,39 @@ pub struct KdfParams {
 impl Default for KdfParams {
     /// 64 MiB, 3 passes, 1 lane: about a quarter of a second on a current core.
     fn default() -> Self {
-        Self { memory_kib: 64 * 1024, iterations: 3, parallelism: 1 }
+        Self {
+            memory_kib: 64 * 1024,
+            iterations: 3,
+            parallelism: 1,
+        }
     }
 }
 
 impl KdfParams {
     /// Explicit parameters (checked when used).
     pub fn new(memory_kib: u32, iterations: u32, parallelism: u32) -> Self {
-        Self { memory_kib, iterations, parallelism }
+        Self {
+            memory_kib,
+            iterations,
+            parallelism,
+        }
     }
 
     /// The cheapest parameters Argon2 accepts; for tests only.
     pub fn insecure_for_tests() -> Self {
-        Self { memory_kib: 64, iterations: 1, parallelism: 1 }
+        Self {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        }
     }
 
     fn check(self) -> Result<Params, CryptoError> {
         // Refuse parameters that would allocate absurd memory from a tampered key file.
         if self.memory_kib > 4 * 1024 * 1024 || self.iterations > 64 || self.parallelism > 64 {
-            return Err(CryptoError::InvalidKdf(format!("{self:?} exceeds the limits")));
+            return Err(CryptoError::InvalidKdf(format!(
+                "{self:?} exceeds the limits"
+            )));
         }
         Params::new(self.memory_kib, self.iterations, self.parallelism, Some(32))
             .map_err(|e| CryptoError::InvalidKdf(e.to_string()))
@@ -88,7 +102,12 @@ impl Kek {
     /// `CryptoError::Random` if no salt could be drawn.
     pub fn wrap(&self, master: &MasterKey) -> Result<Vec<u8>, CryptoError> {
         let mut out = Vec::new();
-        envelope::seal_into(&self.as_master(), WRAP_AAD, master.to_bytes().as_ref(), &mut out)?;
+        envelope::seal_into(
+            &self.as_master(),
+            WRAP_AAD,
+            master.to_bytes().as_ref(),
+            &mut out,
+        )?;
         Ok(out)
     }
 
@@ -98,7 +117,8 @@ impl Kek {
     /// `CryptoError::WrongPassphrase` if this key did not wrap it (or it was altered).
     pub fn unwrap_key(&self, wrapped: &[u8]) -> Result<MasterKey, CryptoError> {
         let plain = Zeroizing::new(
-            envelope::open(&self.as_master(), WRAP_AAD, wrapped).map_err(|_| CryptoError::WrongPassphrase)?,
+            envelope::open(&self.as_master(), WRAP_AAD, wrapped)
+                .map_err(|_| CryptoError::WrongPassphrase)?,
         );
         master_from_slice(&plain)
     }

@@ -27,7 +27,10 @@ impl MasterKey {
     /// # Errors
     /// `CryptoError::Random` if the system generator fails.
     pub fn generate() -> Result<Self, CryptoError> {
-        let mut k = Self { enc: [0; 32], id: [0; 32] };
+        let mut k = Self {
+            enc: [0; 32],
+            id: [0; 32],
+        };
         random_bytes(&mut k.enc)?;
         random_bytes(&mut k.id)?;
         Ok(k)
@@ -35,7 +38,10 @@ impl MasterKey {
 
     /// Rebuilds a key from its 64-byte serialization.
     pub fn from_bytes(bytes: &[u8; MASTER_LEN]) -> Self {
-        let mut k = Self { enc: [0; 32], id: [0; 32] };
+        let mut k = Self {
+            enc: [0; 32],
+            id: [0; 32],
+        };
         k.enc.copy_from_slice(&bytes[..32]);
         k.id.copy_from_slice(&bytes[32..]);
         k

@@ -18,8 +18,14 @@ fn wrong_aad_or_key_is_corrupt() {
     let mut out = Vec::new();
     seal_into(&k, b"a", b"payload", &mut out).unwrap();
     assert!(matches!(open(&k, b"b", &out), Err(CryptoError::Corrupt)));
-    assert!(matches!(open(&other, b"a", &out), Err(CryptoError::Corrupt)));
-    assert!(matches!(open(&k, b"a", &out[..10]), Err(CryptoError::Corrupt)));
+    assert!(matches!(
+        open(&other, b"a", &out),
+        Err(CryptoError::Corrupt)
+    ));
+    assert!(matches!(
+        open(&k, b"a", &out[..10]),
+        Err(CryptoError::Corrupt)
+    ));
 }
 
 #[test]
@@ -37,16 +43,25 @@ fn kek_wraps_and_rejects_wrong_passphrase() {
     let p = KdfParams::insecure_for_tests();
     let kek = Kek::derive(b"right", b"saltsaltsaltsalt", p).unwrap();
     let wrapped = kek.wrap(&m).unwrap();
-    let back = Kek::derive(b"right", b"saltsaltsaltsalt", p).unwrap().unwrap_key(&wrapped).unwrap();
+    let back = Kek::derive(b"right", b"saltsaltsaltsalt", p)
+        .unwrap()
+        .unwrap_key(&wrapped)
+        .unwrap();
     assert!(back.same_as(&m));
     let wrong = Kek::derive(b"wrong", b"saltsaltsaltsalt", p).unwrap();
-    assert!(matches!(wrong.unwrap_key(&wrapped), Err(CryptoError::WrongPassphrase)));
+    assert!(matches!(
+        wrong.unwrap_key(&wrapped),
+        Err(CryptoError::WrongPassphrase)
+    ));
 }
 
 #[test]
 fn absurd_kdf_params_are_refused() {
     let p = KdfParams::new(u32::MAX, 1, 1);
-    assert!(matches!(Kek::derive(b"x", b"saltsaltsaltsalt", p), Err(CryptoError::InvalidKdf(_))));
+    assert!(matches!(
+        Kek::derive(b"x", b"saltsaltsaltsalt", p),
+        Err(CryptoError::InvalidKdf(_))
+    ));
 }
 
 #[test]
