@@ -63,9 +63,17 @@ async fn read_range_past_end_is_corrupt() {
     }
 }
 
+#[rstest]
+#[case::conditional_put(true)]
+#[case::stat_then_write(false)]
 #[tokio::test]
-async fn write_new_without_conditional_put_falls_back_to_stat() {
-    let s = memory();
+async fn write_new_refuses_existing(#[case] conditional: bool) {
+    let mut s = memory();
+    assert!(
+        s.capability().write_if_absent,
+        "OpenDAL's memory service has if_not_exists"
+    );
+    s.conditional_write = conditional;
     s.write_new("locks/a", Bytes::from_static(b"1"))
         .await
         .unwrap();

@@ -1,0 +1,32 @@
+//! Cairn's test kit: everything tests need around storage, in one dev-dependency.
+//!
+//! - [`FaultStorage`]: a layer that fails, drops or truncates writes, fails reads and
+//!   injects temporary errors, with per-operation call counters.
+//! - [`behaviour_trials`]: the storage behaviour suite every backend must pass, as
+//!   `libtest-mimic` trials (run by `tests/behaviour/main.rs` against memory, local and,
+//!   when `CAIRN_TEST_STORAGE` is set, a real remote server).
+//! - [`random_name`]: unique names for temporary roots and prefixes.
+//!
+//! Repository fixtures (`set_up_repo`, damaged repositories) will join once `cairn-repo`
+//! settles.
+
+mod behaviour;
+mod fault;
+
+pub use behaviour::{Outcome, behaviour_trials, pattern};
+pub use fault::{FaultStorage, Injected, Op, Trigger, WriteFault};
+
+/// A random name such as `cairn-test-1f2e3d4c5b6a7988`, for temporary roots and prefixes.
+///
+/// # Panics
+///
+/// If the operating system has no randomness to give.
+pub fn random_name(prefix: &str) -> String {
+    let mut bytes = [0_u8; 8];
+    #[allow(
+        clippy::expect_used,
+        reason = "test support: without randomness no test can run"
+    )]
+    getrandom::fill(&mut bytes).expect("invariant: the OS provides randomness");
+    format!("{prefix}-{}", hex::encode(bytes))
+}
