@@ -1,0 +1,438 @@
+//! Backing up file trees: walk, compare with the parent snapshot, chunk what changed, and
+//! write one tree blob per directory, bottom-up.
+//!
+//! Directories are scanned by jobs on the worker pool (one job per directory: `readdir`,
+//! `lstat`, and the content of its changed files), while an async walk recurses into
+//! subdirectories and loads the parent's trees. A file whose type, size, mtime, ctime, inode,
+//! device, mode and owner match the parent's entry is not read: its node is reused whole. A
+//! directory whose entries all match keeps the parent's tree id, so a no-change backup
+//! writes no tree blobs at all.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use cairn_chunker::{CdcParams, StreamChunker, chunk_ranges};
+use cairn_format::{BlobKind, Extent, Id, Node, NodeKind, Tree};
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt, TryStreamExt};
+use rayon::prelude::*;
+use tokio_util::sync::CancellationToken;
+
+use crate::blob::blob_id;
+use crate::fsmeta::{node_from_metadata, read_xattrs, unchanged};
+use crate::progress::DynProgress;
+use crate::worker::{cpu, ship, ship_blocking};
+use crate::writer::{BlobWriter, PackSender};
+use crate::{Error, Repository, Result};
+
+/// Files up to this size are read whole; larger ones are streamed in parallel batches.
+const WHOLE_FILE: u64 = 8 * 1024 * 1024;
+/// Bytes of chunks processed in parallel at once for a large file.
+const BATCH_BYTES: usize = 32 * 1024 * 1024;
+/// Directories in flight per level of the walk.
+const DIR_CONCURRENCY: usize = 8;
+
+/// Counters for the snapshot summary.
+#[derive(Debug, Default)]
+pub(crate) struct TreeStats {
+    pub(crate) files: AtomicU64,
+    pub(crate) dirs: AtomicU64,
+    pub(crate) files_read: AtomicU64,
+    pub(crate) bytes_read: AtomicU64,
+    pub(crate) total_bytes: AtomicU64,
+    pub(crate) errors: AtomicU64,
+}
+
+pub(crate) struct Archiver {
+    pub(crate) repo: Arc<Repository>,
+    pub(crate) writer: Arc<BlobWriter>,
+    pub(crate) tx: PackSender,
+    pub(crate) cdc: CdcParams,
+    pub(crate) full: bool,
+    pub(crate) progress: DynProgress,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) stats: TreeStats,
+}
+
+/// A subdirectory found by a scan, to recurse into.
+struct SubDir {
+    pos: usize,
+    path: PathBuf,
+    parent: Option<Id>,
+}
+
+impl Archiver {
+    fn warn(&self, msg: String) {
+        tracing::warn!("{msg}");
+        self.progress.warn(&msg);
+        self.stats.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn check_cancel(&self) -> Result<()> {
+        if self.cancel.is_cancelled() {
+            Err(Error::Interrupted)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Archives one top-level path (file, directory or anything else) into its node.
+    pub(crate) async fn archive_root(
+        self: &Arc<Self>,
+        path: &Path,
+        name: Vec<u8>,
+        parent: Option<&Node>,
+    ) -> Result<Node> {
+        let md = std::fs::symlink_metadata(path).map_err(|e| Error::io("stat", path, e))?;
+        let mut node = node_from_metadata(name, &md);
+        if node.kind == NodeKind::Dir {
+            node.xattrs = read_xattrs(path).map_err(|e| Error::io("read xattrs of", path, e))?;
+            let parent_sub = parent
+                .filter(|p| p.kind == NodeKind::Dir)
+                .and_then(|p| p.subtree);
+            self.stats.dirs.fetch_add(1, Ordering::Relaxed);
+            node.subtree = Some(
+                self.clone()
+                    .archive_dir(path.to_path_buf(), parent_sub)
+                    .await?,
+            );
+            return Ok(node);
+        }
+        let this = self.clone();
+        let path = path.to_path_buf();
+        let parent = parent.cloned();
+        cpu(move || this.entry_node(&path, node, &md, parent.as_ref())).await?
+    }
+
+    fn archive_dir(
+        self: Arc<Self>,
+        path: PathBuf,
+        parent: Option<Id>,
+    ) -> BoxFuture<'static, Result<Id>> {
+        async move {
+            self.check_cancel()?;
+            let parent_tree = match parent {
+                Some(id) => match self.repo.load_tree(&id).await {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        tracing::warn!(dir = %path.display(), error = %e, "cannot load the parent's tree; reading everything below");
+                        None
+                    }
+                },
+                None => None,
+            };
+            let this = self.clone();
+            let (scan_path, scan_parent) = (path.clone(), parent_tree.clone());
+            let (mut nodes, subdirs) = cpu(move || this.scan_dir(&scan_path, scan_parent.as_deref())).await??;
+            let done: Vec<(usize, Id)> = futures::stream::iter(subdirs)
+                .map(|d| {
+                    let this = self.clone();
+                    async move { this.archive_dir(d.path, d.parent).await.map(|id| (d.pos, id)) }
+                })
+                .buffer_unordered(DIR_CONCURRENCY)
+                .try_collect()
+                .await?;
+            for (pos, id) in done {
+                nodes[pos].subtree = Some(id);
+            }
+            if let (Some(pid), Some(pt)) = (parent, &parent_tree) {
+                if pt.nodes == nodes {
+                    return Ok(pid);
+                }
+            }
+            let tree = Tree { nodes };
+            let bytes = tree.to_bytes().map_err(|e| Error::Internal(e.to_string()))?;
+            let id = blob_id(self.repo.key(), &bytes);
+            let writer = self.writer.clone();
+            let pack = if bytes.len() > 256 * 1024 {
+                cpu(move || writer.add(BlobKind::Tree, id, &bytes)).await??
+            } else {
+                writer.add(BlobKind::Tree, id, &bytes)?
+            };
+            ship(&self.tx, pack).await?;
+            Ok(id)
+        }
+        .boxed()
+    }
+
+    /// Lists a directory and archives every non-directory entry; returns the nodes in name
+    /// order and the subdirectories to recurse into.
+    fn scan_dir(&self, dir: &Path, parent: Option<&Tree>) -> Result<(Vec<Node>, Vec<SubDir>)> {
+        let rd = match std::fs::read_dir(dir) {
+            Ok(rd) => rd,
+            Err(e) => {
+                self.warn(format!("cannot read directory {}: {e}", dir.display()));
+                return Ok((Vec::new(), Vec::new()));
+            }
+        };
+        let mut names: Vec<std::ffi::OsString> = Vec::new();
+        for entry in rd {
+            match entry {
+                Ok(e) => names.push(e.file_name()),
+                Err(e) => self.warn(format!("cannot read an entry of {}: {e}", dir.display())),
+            }
+        }
+        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        let results: Vec<Result<Option<Node>>> = names
+            .par_iter()
+            .map(|name| {
+                let path = dir.join(name);
+                let md = match std::fs::symlink_metadata(&path) {
+                    Ok(md) => md,
+                    Err(e) => {
+                        self.warn(format!("cannot stat {}: {e}", path.display()));
+                        return Ok(None);
+                    }
+                };
+                let node = node_from_metadata(name.as_bytes().to_vec(), &md);
+                let old = parent.and_then(|t| {
+                    t.nodes
+                        .binary_search_by(|n| n.name.as_slice().cmp(name.as_bytes()))
+                        .ok()
+                        .map(|i| &t.nodes[i])
+                });
+                if node.kind == NodeKind::Dir {
+                    self.stats.dirs.fetch_add(1, Ordering::Relaxed);
+                    let mut node = node;
+                    match read_xattrs(&path) {
+                        Ok(x) => node.xattrs = x,
+                        Err(e) => {
+                            self.warn(format!("cannot read xattrs of {}: {e}", path.display()))
+                        }
+                    }
+                    // Provisional: the real subtree id is filled in after the recursion.
+                    node.subtree = old
+                        .filter(|o| o.kind == NodeKind::Dir)
+                        .and_then(|o| o.subtree)
+                        .or(Some(Id::default()));
+                    return Ok(Some(node));
+                }
+                self.entry_node(&path, node, &md, old).map(Some)
+            })
+            .collect();
+        let mut nodes = Vec::with_capacity(results.len());
+        for r in results {
+            if let Some(n) = r? {
+                nodes.push(n);
+            }
+        }
+        let subdirs = nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.kind == NodeKind::Dir)
+            .map(|(pos, n)| {
+                let parent = parent
+                    .and_then(|t| {
+                        t.nodes
+                            .binary_search_by(|o| o.name.cmp(&n.name))
+                            .ok()
+                            .map(|i| &t.nodes[i])
+                    })
+                    .filter(|o| o.kind == NodeKind::Dir)
+                    .and_then(|o| o.subtree);
+                SubDir {
+                    pos,
+                    path: dir.join(std::ffi::OsStr::from_bytes(&n.name)),
+                    parent,
+                }
+            })
+            .collect();
+        Ok((nodes, subdirs))
+    }
+
+    /// Completes the node of a non-directory entry: reuses the parent's if unchanged, else
+    /// reads xattrs, link target and content.
+    fn entry_node(
+        &self,
+        path: &Path,
+        mut node: Node,
+        md: &std::fs::Metadata,
+        old: Option<&Node>,
+    ) -> Result<Node> {
+        self.check_cancel()?;
+        if node.kind == NodeKind::File {
+            self.stats.files.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .total_bytes
+                .fetch_add(node.size, Ordering::Relaxed);
+        }
+        if !self.full {
+            if let Some(old) = old.filter(|o| unchanged(o, &node)) {
+                self.progress.add_items(1);
+                self.progress.add_bytes(node.size);
+                return Ok(old.clone());
+            }
+        }
+        match read_xattrs(path) {
+            Ok(x) => node.xattrs = x,
+            Err(e) => self.warn(format!("cannot read xattrs of {}: {e}", path.display())),
+        }
+        match node.kind {
+            NodeKind::Symlink => match std::fs::read_link(path) {
+                Ok(t) => node.link_target = t.into_os_string().into_vec(),
+                Err(e) => self.warn(format!("cannot read link {}: {e}", path.display())),
+            },
+            NodeKind::File => match self.file_content(path, md) {
+                Ok((content, size)) => {
+                    if size != node.size {
+                        self.warn(format!(
+                            "{} changed size while being read ({} → {size} bytes)",
+                            path.display(),
+                            node.size
+                        ));
+                        node.size = size;
+                    }
+                    node.content = content;
+                    self.stats.files_read.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(Error::Io {
+                    op,
+                    path: p,
+                    source,
+                }) => {
+                    self.warn(format!(
+                        "cannot {op} {}: {source}; stored as empty",
+                        p.display()
+                    ));
+                    node.size = 0;
+                }
+                Err(e) => return Err(e),
+            },
+            _ => {}
+        }
+        self.progress.add_items(1);
+        Ok(node)
+    }
+
+    /// Stores one chunk and returns its extent.
+    fn store_chunk(&self, chunk: &[u8]) -> Result<Extent> {
+        let id = blob_id(self.repo.key(), chunk);
+        let pack = self.writer.add(BlobKind::Data, id, chunk)?;
+        ship_blocking(&self.tx, pack)?;
+        self.progress.add_bytes(chunk.len() as u64);
+        Ok(Extent::Data {
+            id,
+            len: chunk.len() as u32,
+        })
+    }
+
+    /// Reads, chunks and stores a file; returns its extents and the bytes it had.
+    fn file_content(&self, path: &Path, md: &std::fs::Metadata) -> Result<(Vec<Extent>, u64)> {
+        let mut file = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
+        let size = md.size();
+        let sparse = size > 0 && md.blocks().saturating_mul(512) < size;
+        let regions = if sparse {
+            data_regions(&file, size)
+        } else {
+            vec![(0, size)]
+        };
+        let mut extents = Vec::new();
+        let mut pos = 0u64;
+        let mut total = 0u64;
+        for (start, len) in regions {
+            if start > pos {
+                extents.push(Extent::Hole { len: start - pos });
+            }
+            file.seek(SeekFrom::Start(start))
+                .map_err(|e| Error::io("seek", path, e))?;
+            let read = self.region_content(
+                &mut file,
+                path,
+                len,
+                size <= WHOLE_FILE && !sparse,
+                &mut extents,
+            )?;
+            total = start + read;
+            pos = start + read;
+            self.stats.bytes_read.fetch_add(read, Ordering::Relaxed);
+        }
+        if sparse && pos < size {
+            extents.push(Extent::Hole { len: size - pos });
+            total = size;
+        }
+        Ok((extents, total))
+    }
+
+    /// Chunks `len` bytes (or to EOF if the file grew... no: exactly up to `len`) from the
+    /// current position. Returns the bytes read.
+    fn region_content(
+        &self,
+        file: &mut std::fs::File,
+        path: &Path,
+        len: u64,
+        whole: bool,
+        out: &mut Vec<Extent>,
+    ) -> Result<u64> {
+        let mut reader = file.take(len);
+        if whole {
+            let mut buf = Vec::with_capacity(len as usize);
+            reader
+                .read_to_end(&mut buf)
+                .map_err(|e| Error::io("read", path, e))?;
+            for r in chunk_ranges(&self.cdc, &buf) {
+                out.push(self.store_chunk(&buf[r])?);
+            }
+            return Ok(buf.len() as u64);
+        }
+        let mut chunker = StreamChunker::new(reader, self.cdc);
+        let mut read = 0u64;
+        loop {
+            self.check_cancel()?;
+            let mut batch = Vec::new();
+            let mut batch_bytes = 0;
+            while batch_bytes < BATCH_BYTES {
+                match chunker
+                    .next_chunk()
+                    .map_err(|e| Error::io("read", path, e))?
+                {
+                    Some(c) => {
+                        batch_bytes += c.len();
+                        batch.push(c);
+                    }
+                    None => break,
+                }
+            }
+            if batch.is_empty() {
+                return Ok(read);
+            }
+            read += batch_bytes as u64;
+            let extents: Vec<Result<Extent>> =
+                batch.par_iter().map(|c| self.store_chunk(c)).collect();
+            for e in extents {
+                out.push(e?);
+            }
+        }
+    }
+}
+
+/// The data regions `(offset, length)` of a sparse file, from SEEK_DATA/SEEK_HOLE. Falls back
+/// to the whole file where the filesystem does not support them.
+fn data_regions(file: &std::fs::File, size: u64) -> Vec<(u64, u64)> {
+    use rustix::fs::{SeekFrom as RSeek, seek};
+    let mut out = Vec::new();
+    let mut pos = 0u64;
+    while pos < size {
+        let Ok(data) = seek(file, RSeek::Data(pos)) else {
+            break; // ENXIO: no data after pos
+        };
+        let hole = seek(file, RSeek::Hole(data)).map_or(size, |h| h.min(size));
+        if hole <= data {
+            break;
+        }
+        out.push((data, hole - data));
+        pos = hole;
+    }
+    if out.is_empty()
+        && size > 0
+        && seek(file, RSeek::Data(0)).is_err_and(|e| e != rustix::io::Errno::NXIO)
+    {
+        return vec![(0, size)];
+    }
+    out
+}
+
+use std::os::unix::ffi::OsStringExt;

@@ -1,0 +1,38 @@
+//! Cairn's repository engine: chunk → hash → compress → encrypt → pack → index; snapshots;
+//! backup of file trees, streams and block volumes; restore; keys.
+//!
+//! The engine knows nothing of Kubernetes and never prints. Storage is async
+//! ([`cairn_storage::Storage`]); CPU work runs on the rayon pool and hands packs to an async
+//! upload task through a bounded channel. See `ARCHITECTURE.md` and `docs/format.md`.
+
+mod archiver;
+mod backup;
+mod blob;
+mod catalog;
+mod error;
+mod fsmeta;
+mod index;
+mod keys;
+mod progress;
+mod reader;
+mod repository;
+mod restore;
+mod snapshots;
+mod volume;
+mod worker;
+mod writer;
+
+pub use backup::{BackupOptions, BackupOutcome, ParentChoice, backup_paths, backup_stream};
+pub use catalog::{CatalogEntry, catalog};
+pub use error::{Error, Result};
+pub use index::{BlobLocation, Index};
+pub use keys::{KeyInfo, local_identity};
+pub use progress::{DynProgress, NoProgress, Progress};
+pub use repository::{InitOptions, Repository};
+pub use restore::{RestoreOptions, RestoreOutcome, restore};
+pub use snapshots::SnapshotFilter;
+pub use volume::{VolumeBackupOptions, backup_volume};
+
+pub use cairn_crypto::KdfParams;
+pub use cairn_format as format;
+pub use tokio_util::sync::CancellationToken;
