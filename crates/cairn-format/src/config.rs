@@ -7,6 +7,7 @@ use crate::{FORMAT_VERSION, FormatError, Id};
 
 /// Content-defined chunking sizes for files and streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ChunkerConfig {
     /// Minimum chunk size in bytes.
     pub min: u32,
@@ -93,11 +94,18 @@ impl RepoConfig {
                 "pack_size must be from 1 MiB to 512 MiB",
             ));
         }
+        // The ranges FastCDC 2020 accepts: a config this parser accepts must be usable.
         let ch = &self.chunker;
-        if !(ch.min <= ch.avg && ch.avg <= ch.max && ch.max <= 16 * 1024 * 1024 && ch.min >= 64) {
+        let ok = (64..=1024 * 1024).contains(&ch.min)
+            && (256..=4 * 1024 * 1024).contains(&ch.avg)
+            && (1024..=16 * 1024 * 1024).contains(&ch.max)
+            && ch.min <= ch.avg
+            && ch.avg <= ch.max;
+        if !ok {
             return Err(FormatError::invalid(
                 "config",
-                "chunker sizes must satisfy 64 ≤ min ≤ avg ≤ max ≤ 16 MiB",
+                "chunker sizes must satisfy min ≤ avg ≤ max, 64 B ≤ min ≤ 1 MiB, \
+                 256 B ≤ avg ≤ 4 MiB, 1 KiB ≤ max ≤ 16 MiB",
             ));
         }
         Ok(())

@@ -2,8 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::pack::MIN_BLOB_ENVELOPE;
 use crate::versioned::{decode, encode};
-use crate::{FormatError, Id, PackBlob};
+use crate::{FormatError, Id, PACK_FOOTER_LEN, PACK_HEADER, PackBlob};
 
 /// One pack and its blobs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,11 +38,28 @@ impl IndexFile {
         encode("index", Self::VERSION, self)
     }
 
-    /// Parses the plaintext.
+    /// Parses the plaintext and checks that every blob lies between the header and the
+    /// footer of its pack.
     ///
     /// # Errors
-    /// Malformed bytes.
+    /// Malformed bytes or a blob outside its pack.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, FormatError> {
-        decode("index", Self::VERSION, bytes)
+        let f: Self = decode("index", Self::VERSION, bytes)?;
+        for p in &f.packs {
+            let data_end = p.size.saturating_sub(PACK_FOOTER_LEN as u64);
+            for b in &p.blobs {
+                let end = u64::from(b.offset) + u64::from(b.length);
+                if b.length < MIN_BLOB_ENVELOPE
+                    || u64::from(b.offset) < PACK_HEADER.len() as u64
+                    || end > data_end
+                {
+                    return Err(FormatError::invalid(
+                        "index",
+                        format!("blob {} lies outside pack {}", b.id, p.id),
+                    ));
+                }
+            }
+        }
+        Ok(f)
     }
 }

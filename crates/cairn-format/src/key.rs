@@ -42,6 +42,9 @@ pub struct KeyFile {
 impl KeyFile {
     /// Newest key file version.
     pub const VERSION: u32 = 1;
+    /// Length of the wrapped master key in bytes: a sealed 64-byte key (16 salt, 64
+    /// ciphertext, 16 tag).
+    pub const WRAPPED_LEN: usize = 96;
 
     /// Encodes as JSON.
     ///
@@ -51,18 +54,68 @@ impl KeyFile {
         encode_json("key", self)
     }
 
-    /// Parses a key file.
+    /// Parses a key file and checks what can be checked without the passphrase.
     ///
     /// # Errors
-    /// Malformed JSON, unsupported version, or an unknown KDF.
+    /// Malformed JSON, unsupported version, an unknown KDF, KDF parameters out of range (a
+    /// tampered key file must not make the reader allocate absurd memory), a salt or wrapped
+    /// key that is not hex of the right length.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, FormatError> {
         let k: Self = decode_json("key", Self::VERSION, bytes, |k: &Self| k.version)?;
-        if k.kdf.algorithm != "argon2id" {
+        k.kdf.validate()?;
+        let wrapped = hex::decode(&k.wrapped)
+            .map_err(|e| FormatError::invalid("key", format!("wrapped key is not hex: {e}")))?;
+        if wrapped.len() != Self::WRAPPED_LEN {
             return Err(FormatError::invalid(
                 "key",
-                format!("unknown kdf {}", k.kdf.algorithm),
+                format!(
+                    "wrapped key is {} bytes, not {}",
+                    wrapped.len(),
+                    Self::WRAPPED_LEN
+                ),
             ));
         }
         Ok(k)
+    }
+}
+
+impl KdfSpec {
+    /// Largest memory cost accepted, in KiB (4 GiB).
+    pub const MAX_MEMORY_KIB: u32 = 4 * 1024 * 1024;
+    /// Largest number of passes accepted.
+    pub const MAX_ITERATIONS: u32 = 64;
+    /// Largest number of lanes accepted.
+    pub const MAX_PARALLELISM: u32 = 64;
+    /// Shortest salt accepted, in bytes (Argon2's minimum).
+    pub const MIN_SALT_LEN: usize = 8;
+
+    /// Checks the algorithm, the parameter ranges (Argon2's own minimums and the limits
+    /// above) and the salt.
+    ///
+    /// # Errors
+    /// `FormatError::Invalid` naming the problem.
+    pub fn validate(&self) -> Result<(), FormatError> {
+        if self.algorithm != "argon2id" {
+            return Err(FormatError::invalid(
+                "key",
+                format!("unknown kdf {:?}", self.algorithm),
+            ));
+        }
+        let ok = (1..=Self::MAX_PARALLELISM).contains(&self.parallelism)
+            && (1..=Self::MAX_ITERATIONS).contains(&self.iterations)
+            && (8 * self.parallelism..=Self::MAX_MEMORY_KIB).contains(&self.memory_kib);
+        if !ok {
+            return Err(FormatError::invalid(
+                "key",
+                "kdf parameters out of range (1 to 64 lanes, 1 to 64 passes, \
+                 8 KiB per lane to 4 GiB of memory)",
+            ));
+        }
+        let salt = hex::decode(&self.salt)
+            .map_err(|e| FormatError::invalid("key", format!("salt is not hex: {e}")))?;
+        if salt.len() < Self::MIN_SALT_LEN {
+            return Err(FormatError::invalid("key", "salt shorter than 8 bytes"));
+        }
+        Ok(())
     }
 }

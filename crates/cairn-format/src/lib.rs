@@ -64,3 +64,6 @@ pub mod layout {
         format!("{dir}/{}", id.to_hex())
     }
 }
+
+#[cfg(test)]
+mod tests;

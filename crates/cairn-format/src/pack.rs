@@ -15,6 +15,8 @@ pub const PACK_HEADER: &[u8; 8] = b"CAIRNPK1";
 const PACK_END: &[u8; 4] = b"CPK1";
 /// Length of the fixed footer after the sealed trailer.
 pub const PACK_FOOTER_LEN: usize = 8;
+/// The shortest possible blob envelope: salt (16) ‖ codec byte ‖ tag (16).
+pub(crate) const MIN_BLOB_ENVELOPE: u32 = 33;
 
 /// One blob inside a pack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,8 +51,9 @@ impl PackTrailer {
         encode("pack trailer", Self::VERSION, self)
     }
 
-    /// Parses the trailer plaintext and checks that blobs do not overlap and lie within
-    /// `data_end` (the offset where the sealed trailer starts).
+    /// Parses the trailer plaintext and checks that blobs are in file order, do not overlap,
+    /// start after the header, lie within `data_end` (the offset where the sealed trailer
+    /// starts) and are long enough to be an envelope.
     ///
     /// # Errors
     /// Malformed bytes or inconsistent offsets.
@@ -58,6 +61,12 @@ impl PackTrailer {
         let t: Self = decode("pack trailer", Self::VERSION, bytes)?;
         let mut end = PACK_HEADER.len() as u64;
         for b in &t.blobs {
+            if b.length < MIN_BLOB_ENVELOPE {
+                return Err(FormatError::invalid(
+                    "pack trailer",
+                    "blob shorter than an envelope",
+                ));
+            }
             if u64::from(b.offset) < end {
                 return Err(FormatError::invalid(
                     "pack trailer",

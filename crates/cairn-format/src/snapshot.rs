@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::tree::check_name;
 use crate::versioned::{decode_json, encode_json};
 use crate::{FormatError, Id, Node, VolumeMap};
 
@@ -106,14 +107,21 @@ impl Snapshot {
         encode_json("snapshot", self)
     }
 
-    /// Parses a snapshot.
+    /// Parses a snapshot and validates its root (a node as a tree entry, a volume map's
+    /// geometry).
     ///
     /// # Errors
-    /// Malformed JSON, unsupported version, or an invalid volume map.
+    /// Malformed JSON, unsupported version, an invalid root node or volume map.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, FormatError> {
         let s: Self = decode_json("snapshot", Self::VERSION, bytes, |s: &Self| s.version)?;
-        if let Root::Volume(map) = &s.root {
-            map.validate()?;
+        match &s.root {
+            Root::Volume(map) => map.validate()?,
+            // The root may be unnamed (a whole filesystem); otherwise its name follows the
+            // rules of directory entries, as a restore may create it under the target.
+            Root::Node(node) => {
+                check_name("snapshot", &node.name)?;
+                node.validate("snapshot")?;
+            }
         }
         Ok(s)
     }

@@ -27,6 +27,7 @@ pub enum NodeKind {
 
 /// A piece of file content: a chunk, or a run of zeros stored as nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum Extent {
     /// A data blob of `len` plaintext bytes.
     Data {
@@ -59,6 +60,7 @@ impl Extent {
 
 /// An extended attribute.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Xattr {
     /// Name, e.g. `user.comment`.
     #[serde(with = "serde_bytes")]
@@ -70,6 +72,7 @@ pub struct Xattr {
 
 /// One entry of a directory, with everything needed to restore it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Node {
     /// File name (bytes: names need not be UTF-8).
     #[serde(with = "serde_bytes")]
@@ -157,8 +160,8 @@ impl Tree {
         encode("tree", Self::VERSION, self)
     }
 
-    /// Parses and validates: names non-empty, without `/`, not `.` or `..`, sorted and unique;
-    /// extents sum to the size.
+    /// Parses and validates: names non-empty, without `/` or NUL, not `.` or `..`, sorted and
+    /// unique; every node consistent (see [`Node`]).
     ///
     /// # Errors
     /// Malformed bytes or an invalid entry (which could otherwise escape the restore target).
@@ -166,17 +169,10 @@ impl Tree {
         let t: Self = decode("tree", Self::VERSION, bytes)?;
         let mut prev: Option<&[u8]> = None;
         for n in &t.nodes {
-            if n.name.is_empty()
-                || n.name.contains(&b'/')
-                || n.name.contains(&0)
-                || n.name == b"."
-                || n.name == b".."
-            {
-                return Err(FormatError::invalid(
-                    "tree",
-                    format!("bad entry name {:?}", n.display_name()),
-                ));
+            if n.name.is_empty() {
+                return Err(FormatError::invalid("tree", "empty entry name"));
             }
+            check_name("tree", &n.name)?;
             if prev.is_some_and(|p| p >= n.name.as_slice()) {
                 return Err(FormatError::invalid(
                     "tree",
@@ -184,27 +180,72 @@ impl Tree {
                 ));
             }
             prev = Some(&n.name);
-            let total: u64 = n
-                .content
-                .iter()
-                .map(Extent::len)
-                .fold(0u64, u64::saturating_add);
-            if n.kind == NodeKind::File && total != n.size {
+            n.validate("tree")?;
+        }
+        Ok(t)
+    }
+}
+
+/// Refuses names that could escape the restore target or that a filesystem cannot hold.
+/// The empty name is left to the caller (entries refuse it; a snapshot root may have it).
+pub(crate) fn check_name(what: &'static str, name: &[u8]) -> Result<(), FormatError> {
+    if name.contains(&b'/') || name.contains(&0) || name == b"." || name == b".." {
+        return Err(FormatError::invalid(
+            what,
+            format!("bad entry name {:?}", String::from_utf8_lossy(name)),
+        ));
+    }
+    Ok(())
+}
+
+impl Node {
+    /// Checks the node on its own: only files have content and it adds up to the size
+    /// exactly (without overflow); only directories have a subtree, and they always do;
+    /// xattr names are non-empty, sorted and unique (one canonical encoding per directory,
+    /// so an unchanged directory dedupes to the same tree blob).
+    pub(crate) fn validate(&self, what: &'static str) -> Result<(), FormatError> {
+        let total = self
+            .content
+            .iter()
+            .try_fold(0u64, |acc, e| acc.checked_add(e.len()));
+        match (self.kind, total) {
+            (NodeKind::File, Some(total)) if total == self.size => {}
+            (NodeKind::File, _) => {
                 return Err(FormatError::invalid(
-                    "tree",
+                    what,
                     format!(
                         "content of {:?} does not add up to its size",
-                        n.display_name()
+                        self.display_name()
                     ),
                 ));
             }
-            if (n.kind == NodeKind::Dir) != n.subtree.is_some() {
+            (_, _) if !self.content.is_empty() => {
                 return Err(FormatError::invalid(
-                    "tree",
-                    "only directories have subtrees",
+                    what,
+                    format!("{:?} has content but is not a file", self.display_name()),
                 ));
             }
+            _ => {}
         }
-        Ok(t)
+        if (self.kind == NodeKind::Dir) != self.subtree.is_some() {
+            return Err(FormatError::invalid(
+                what,
+                "only directories have subtrees, and every directory has one",
+            ));
+        }
+        let mut prev: Option<&[u8]> = None;
+        for x in &self.xattrs {
+            if x.name.is_empty() || prev.is_some_and(|p| p >= x.name.as_slice()) {
+                return Err(FormatError::invalid(
+                    what,
+                    format!(
+                        "xattrs of {:?} empty, unsorted or not unique",
+                        self.display_name()
+                    ),
+                ));
+            }
+            prev = Some(&x.name);
+        }
+        Ok(())
     }
 }

@@ -48,6 +48,9 @@ pub(crate) fn decode<T: DeserializeOwned>(
 }
 
 /// Decodes a JSON document and checks its `version` against the newest one supported.
+///
+/// The version is read first, on its own, so a document from a newer writer is refused with
+/// `UnsupportedVersion` rather than a confusing error about a field this build does not know.
 pub(crate) fn decode_json<T: DeserializeOwned>(
     what: &'static str,
     supported: u32,
@@ -56,17 +59,19 @@ pub(crate) fn decode_json<T: DeserializeOwned>(
 ) -> Result<T, FormatError> {
     #[derive(serde::Deserialize)]
     struct VersionOnly {
-        version: u32,
+        version: u64,
     }
     let v: VersionOnly = serde_json::from_slice(bytes).map_err(|e| FormatError::decode(what, e))?;
-    if v.version == 0 || v.version > supported {
+    if v.version == 0 || v.version > u64::from(supported) {
         return Err(FormatError::UnsupportedVersion {
             what,
-            version: v.version,
+            version: u32::try_from(v.version).unwrap_or(u32::MAX),
             supported,
         });
     }
     let value: T = serde_json::from_slice(bytes).map_err(|e| FormatError::decode(what, e))?;
-    debug_assert_eq!(version_of(&value), v.version);
+    if u64::from(version_of(&value)) != v.version {
+        return Err(FormatError::invalid(what, "ambiguous version field"));
+    }
     Ok(value)
 }
