@@ -162,16 +162,18 @@ impl Storage for RemoteStorage {
 
     async fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Bytes> {
         let path = object_path::object(path)?;
-        let short = |size: u64| {
+        let short = |got: &str| {
             Error::new(
                 ErrorKind::Corrupt,
-                format!("object is short: wanted {len} bytes at offset {offset}, got {size}"),
+                format!("object is short: wanted {len} bytes at offset {offset}, {got}"),
             )
             .with_context("operation", "read_range")
             .with_context("location", self.location.as_str())
             .with_context("path", path)
         };
-        let end = offset.checked_add(len).ok_or_else(|| short(0))?;
+        let end = offset
+            .checked_add(len)
+            .ok_or_else(|| short("past any possible end"))?;
         if len == 0 {
             // An empty range is not a valid HTTP range; check the bounds with a stat.
             let size = self
@@ -183,21 +185,29 @@ impl Storage for RemoteStorage {
             return if offset <= size {
                 Ok(Bytes::new())
             } else {
-                Err(short(0))
+                Err(short(&format!("object is {size} bytes")))
             };
         }
-        let buffer = match self.op.read_with(path).range(offset..end).await {
-            Ok(buffer) => buffer,
+        let err = match self.op.read_with(path).range(offset..end).await {
+            Ok(buffer) if buffer.len() as u64 == len => return Ok(buffer.to_bytes()),
+            Ok(buffer) => return Err(short(&format!("got {}", buffer.len()))),
             Err(err) if err.kind() == opendal::ErrorKind::RangeNotSatisfied => {
-                return Err(short(0).with_source(err));
+                return Err(short("the range is not satisfiable").with_source(err));
             }
-            Err(err) => return Err(self.error("read_range", path)(err)),
+            Err(err) => self.error("read_range", path)(err),
         };
-        if buffer.len() as u64 == len {
-            Ok(buffer.to_bytes())
-        } else {
-            Err(short(buffer.len() as u64))
+        // OpenDAL reports a range that runs past the end as a generic error ("reader got too
+        // little data"); ask for the size, on this error path only, to tell `Corrupt` apart.
+        if err.kind() == ErrorKind::Unexpected
+            && !err.is_temporary()
+            && let Ok(meta) = self.op.stat(path).await
+            && end > meta.content_length()
+        {
+            return Err(
+                short(&format!("object is {} bytes", meta.content_length())).with_source(err)
+            );
         }
+        Err(err)
     }
 
     async fn write(&self, path: &str, data: Bytes) -> Result<()> {

@@ -59,6 +59,7 @@ where
         read_range_inside,
         read_range_past_end_is_corrupt,
         stat_reports_size_or_none,
+        stat_of_a_directory_is_none,
         list_is_recursive_with_sizes,
         list_matches_whole_directories,
         list_missing_prefix_is_empty,
@@ -235,7 +236,11 @@ async fn stat_reports_size_or_none(s: DynStorage) -> Outcome {
     let size = step("stat", s.stat("index/i1").await)?;
     ensure(size == Some(123), || format!("stat: {size:?}"))?;
     let missing = step("stat missing", s.stat("index/missing").await)?;
-    ensure(missing.is_none(), || format!("stat missing: {missing:?}"))?;
+    ensure(missing.is_none(), || format!("stat missing: {missing:?}"))
+}
+
+async fn stat_of_a_directory_is_none(s: DynStorage) -> Outcome {
+    step("write", s.write("index/i1", pattern(1, 6)).await)?;
     let dir = step("stat directory", s.stat("index").await)?;
     ensure(dir.is_none(), || {
         format!("a directory is not an object: {dir:?}")

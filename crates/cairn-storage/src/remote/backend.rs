@@ -20,6 +20,10 @@ pub(super) fn operator(
     prefix: &str,
     opts: &RemoteOptions,
 ) -> Result<Operator> {
+    // Without OpenDAL's `auto-register-services` feature (it runs a constructor before
+    // `main`) nobody installs the process-wide HTTP transport; do it here. It is idempotent
+    // and first-installed-wins.
+    opendal::install_default();
     let root = format!("/{prefix}");
     let built = match service {
         RemoteService::S3 => Operator::new(s3(bucket, &root, opts)?),
