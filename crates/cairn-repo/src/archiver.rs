@@ -91,6 +91,9 @@ impl Archiver {
         let mut node = node_from_metadata(name, &md);
         if node.kind == NodeKind::Dir {
             node.xattrs = read_xattrs(path).map_err(|e| Error::io("read xattrs of", path, e))?;
+            if let Some(o) = parent.filter(|o| unchanged(o, &node)) {
+                node.atime_ns = o.atime_ns;
+            }
             let parent_sub = parent
                 .filter(|p| p.kind == NodeKind::Dir)
                 .and_then(|p| p.subtree);
@@ -203,6 +206,11 @@ impl Archiver {
                         Err(e) => {
                             self.warn(format!("cannot read xattrs of {}: {e}", path.display()))
                         }
+                    }
+                    // Reading a directory updates its atime; keep the parent's when nothing
+                    // else changed, so an unchanged directory keeps its tree id.
+                    if let Some(o) = old.filter(|o| unchanged(o, &node)) {
+                        node.atime_ns = o.atime_ns;
                     }
                     // Provisional: the real subtree id is filled in after the recursion.
                     node.subtree = old

@@ -1,0 +1,194 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Encrypted, deduplicated, incremental backups of volumes, file trees and streams.
+#[derive(Debug, Parser)]
+#[command(name = "cairn", version, about, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: GlobalArgs,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub(crate) struct GlobalArgs {
+    /// Repository location: a path (local disk, NFS mount). Default: the embedded repository
+    /// in the user's data directory.
+    #[arg(long, short = 'r', global = true, env = "CAIRN_REPOSITORY")]
+    pub(crate) repo: Option<String>,
+    /// Read the passphrase from this file (else CAIRN_PASSWORD, else a prompt on a terminal).
+    #[arg(long, global = true, env = "CAIRN_PASSWORD_FILE")]
+    pub(crate) password_file: Option<PathBuf>,
+    /// Machine-readable JSON output on stdout.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    /// Print only results and errors.
+    #[arg(long, short, global = true)]
+    pub(crate) quiet: bool,
+    /// More log output (repeat for more).
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+    /// No progress bars.
+    #[arg(long, global = true)]
+    pub(crate) no_progress: bool,
+    /// Worker threads for hashing, compression and encryption (default: one per core).
+    #[arg(long, global = true)]
+    pub(crate) threads: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Create a repository.
+    Init(InitArgs),
+    /// Back up paths, a volume (--volume) or standard input (--stdin).
+    Backup(BackupArgs),
+    /// Restore a snapshot (or a path inside it) to a directory, file or device.
+    Restore(RestoreArgs),
+    /// List snapshots.
+    #[command(alias = "list")]
+    Snapshots(SnapshotsArgs),
+    /// List the files inside a snapshot.
+    Catalog(CatalogArgs),
+    /// Manage the passphrases (keys) of a repository.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+/// Cost of deriving a key from a passphrase.
+#[derive(Debug, Args, Clone, Copy)]
+pub(crate) struct KdfArgs {
+    /// Argon2id memory in KiB (default 65536).
+    #[arg(long, default_value_t = 65536)]
+    pub(crate) kdf_memory: u32,
+    /// Argon2id passes (default 3).
+    #[arg(long, default_value_t = 3)]
+    pub(crate) kdf_iterations: u32,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InitArgs {
+    #[command(flatten)]
+    pub(crate) kdf: KdfArgs,
+    /// zstd level for new data (0: off).
+    #[arg(long, default_value_t = 1)]
+    pub(crate) compression: i32,
+    /// Fixed chunk size of volumes in KiB (power of two, 4 to 4096).
+    #[arg(long, default_value_t = 64)]
+    pub(crate) volume_chunk_kib: u32,
+    /// Target pack size in MiB.
+    #[arg(long, default_value_t = 16)]
+    pub(crate) pack_mib: u32,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BackupArgs {
+    /// Paths to back up (a directory tree, files), or the device / image with --volume.
+    pub(crate) paths: Vec<PathBuf>,
+    /// Back up a block device or volume image: fixed-size chunks, zeros stored as holes.
+    #[arg(long, conflicts_with = "stdin")]
+    pub(crate) volume: bool,
+    /// Back up standard input (a logical dump) as the file --name.
+    #[arg(long, requires = "name")]
+    pub(crate) stdin: bool,
+    /// File name of the standard-input backup.
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    /// Tag the snapshot (repeatable).
+    #[arg(long = "tag")]
+    pub(crate) tags: Vec<String>,
+    /// Host name to record (default: this machine's).
+    #[arg(long)]
+    pub(crate) host: Option<String>,
+    /// Source identity to record and to find the parent by (default: kind, host and paths).
+    #[arg(long)]
+    pub(crate) source_id: Option<String>,
+    /// Compare against this snapshot instead of the latest of the same source.
+    #[arg(long, conflicts_with = "full")]
+    pub(crate) parent: Option<String>,
+    /// Re-read and re-hash everything instead of trusting the parent.
+    #[arg(long)]
+    pub(crate) full: bool,
+    /// Pack uploads in flight.
+    #[arg(long, default_value_t = 2)]
+    pub(crate) upload_concurrency: usize,
+}
+
+/// Filters used to choose snapshots.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct FilterArgs {
+    /// Only snapshots from this host (repeatable).
+    #[arg(long = "filter-host")]
+    pub(crate) hosts: Vec<String>,
+    /// Only snapshots with this tag (repeatable: all must match).
+    #[arg(long = "filter-tag")]
+    pub(crate) tags: Vec<String>,
+    /// Only snapshots of this source path or identity (repeatable).
+    #[arg(long = "filter-source")]
+    pub(crate) sources: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RestoreArgs {
+    /// SNAPSHOT[:PATH]: an id, an id prefix or `latest`, optionally with a path inside it.
+    pub(crate) snapshot: String,
+    /// Where to restore: a directory (trees), a file (files, streams, volumes) or a block device.
+    #[arg(long, short)]
+    pub(crate) target: PathBuf,
+    /// Restore over a non-empty target.
+    #[arg(long)]
+    pub(crate) overwrite: bool,
+    /// Volumes: re-read the target afterwards and compare every chunk.
+    #[arg(long)]
+    pub(crate) verify: bool,
+    #[command(flatten)]
+    pub(crate) filter: FilterArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SnapshotsArgs {
+    #[command(flatten)]
+    pub(crate) filter: FilterArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CatalogArgs {
+    /// Snapshot id, prefix or `latest`.
+    pub(crate) snapshot: String,
+    /// Directory inside the snapshot.
+    #[arg(default_value = "")]
+    pub(crate) path: String,
+    /// List everything below, not just one level.
+    #[arg(long, short = 'R')]
+    pub(crate) recursive: bool,
+    #[command(flatten)]
+    pub(crate) filter: FilterArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeyCommand {
+    /// List the keys.
+    List,
+    /// Add a passphrase (from --new-password-file, CAIRN_NEW_PASSWORD or a prompt).
+    Add(NewKeyArgs),
+    /// Remove a key by id or prefix (not the one in use, not the last).
+    Remove {
+        /// Key id or unique prefix.
+        id: String,
+    },
+    /// Change the passphrase of the key in use.
+    Passwd(NewKeyArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct NewKeyArgs {
+    /// Read the new passphrase from this file.
+    #[arg(long)]
+    pub(crate) new_password_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) kdf: KdfArgs,
+}

@@ -1,0 +1,59 @@
+//! One module per subcommand; each `run` returns the exit status.
+
+mod backup;
+mod catalog;
+mod init;
+mod key;
+mod restore;
+mod snapshots;
+
+use cairn_repo::{CancellationToken, SnapshotFilter};
+
+use crate::args::{Cli, Command, FilterArgs};
+use crate::exit::ExitStatus;
+use crate::printer::Printer;
+
+/// Dispatches to the subcommand.
+pub(crate) async fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Init(a) => init::run(g, &a, printer).await,
+        Command::Backup(a) => backup::run(g, &a, printer).await,
+        Command::Restore(a) => restore::run(g, &a, printer).await,
+        Command::Snapshots(a) => snapshots::run(g, &a, printer).await,
+        Command::Catalog(a) => catalog::run(g, &a, printer).await,
+        Command::Key(k) => key::run(g, k, printer).await,
+    }
+}
+
+/// A token cancelled by the first Ctrl-C; a second one exits at once.
+pub(crate) fn cancel_on_ctrl_c(printer: &Printer) -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    let p = printer.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            p.info("interrupted: finishing uploads of what was read, then stopping (Ctrl-C again to abort at once)");
+            t.cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    token
+}
+
+impl From<&FilterArgs> for SnapshotFilter {
+    fn from(f: &FilterArgs) -> Self {
+        let mut s = SnapshotFilter::default();
+        s.hosts.clone_from(&f.hosts);
+        s.tags.clone_from(&f.tags);
+        s.sources.clone_from(&f.sources);
+        s
+    }
+}
+
+/// Splits `SNAPSHOT[:PATH]`.
+pub(crate) fn split_ref(s: &str) -> (&str, &str) {
+    s.split_once(':').unwrap_or((s, ""))
+}

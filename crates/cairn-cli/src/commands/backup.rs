@@ -1,0 +1,108 @@
+//! `cairn backup`.
+
+use anyhow::bail;
+use cairn_repo::{
+    BackupOptions, BackupOutcome, ParentChoice, VolumeBackupOptions, backup_paths, backup_stream,
+    backup_volume,
+};
+
+use crate::args::{BackupArgs, GlobalArgs};
+use crate::commands::cancel_on_ctrl_c;
+use crate::exit::ExitStatus;
+use crate::printer::{JSON_SCHEMA, Printer, human_bytes};
+use crate::{progress, repo};
+
+pub(crate) async fn run(
+    g: &GlobalArgs,
+    a: &BackupArgs,
+    printer: &Printer,
+) -> anyhow::Result<ExitStatus> {
+    if a.stdin && !a.paths.is_empty() {
+        bail!("--stdin takes no paths");
+    }
+    if !a.stdin && a.paths.is_empty() {
+        bail!("nothing to back up: give paths, --volume DEVICE, or --stdin --name NAME");
+    }
+    if a.volume && a.paths.len() != 1 {
+        bail!("--volume takes exactly one device or image");
+    }
+    let repo = repo::open(g, printer, true).await?;
+    let mut opts = BackupOptions::default();
+    opts.tags.clone_from(&a.tags);
+    opts.hostname.clone_from(&a.host);
+    opts.identity.clone_from(&a.source_id);
+    opts.full = a.full;
+    opts.upload_concurrency = a.upload_concurrency.max(1);
+    opts.parent = match &a.parent {
+        Some(p) => ParentChoice::Explicit(p.clone()),
+        None => ParentChoice::Auto,
+    };
+    let cancel = cancel_on_ctrl_c(printer);
+    let progress = progress::for_run(printer, "backup");
+    let outcome = if a.stdin {
+        let name = a.name.clone().unwrap_or_default();
+        backup_stream(&repo, std::io::stdin(), &name, &opts, progress, cancel).await?
+    } else if a.volume {
+        backup_volume(
+            &repo,
+            &a.paths[0],
+            &VolumeBackupOptions::new(opts),
+            progress,
+            cancel,
+        )
+        .await?
+    } else {
+        backup_paths(&repo, &a.paths, &opts, progress, cancel).await?
+    };
+    report(printer, &outcome)?;
+    Ok(if outcome.snapshot.summary.errors > 0 {
+        ExitStatus::Problems
+    } else {
+        ExitStatus::Success
+    })
+}
+
+fn report(printer: &Printer, o: &BackupOutcome) -> anyhow::Result<()> {
+    let s = &o.snapshot.summary;
+    if printer.json {
+        printer.json(&serde_json::json!({
+            "schema": JSON_SCHEMA, "type": "summary", "operation": "backup",
+            "snapshot": o.id, "parent": o.snapshot.parent, "source": o.snapshot.source,
+            "summary": s,
+        }))?;
+        return Ok(());
+    }
+    if printer.quiet {
+        printer.line(&o.id.to_hex())?;
+        return Ok(());
+    }
+    let parent = o
+        .snapshot
+        .parent
+        .map_or_else(|| "none".to_string(), |p| p.short());
+    printer.line(&format!(
+        "snapshot {} saved (parent {parent})",
+        o.id.short()
+    ))?;
+    printer.line(&format!(
+        "  {} files, {} dirs, {} read; {} in total",
+        s.files,
+        s.dirs,
+        human_bytes(s.bytes_read),
+        human_bytes(s.total_bytes)
+    ))?;
+    printer.line(&format!(
+        "  added {} ({} blobs), stored {} after compression and encryption, in {:.2}s",
+        human_bytes(s.bytes_added),
+        s.blobs_added,
+        human_bytes(s.bytes_stored),
+        s.duration_ms as f64 / 1000.0
+    ))?;
+    if s.errors > 0 {
+        printer.warn(&format!(
+            "{} entries could not be read (see warnings above)",
+            s.errors
+        ));
+    }
+    Ok(())
+}

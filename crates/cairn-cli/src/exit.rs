@@ -1,0 +1,49 @@
+//! Exit codes: 0 success, 1 finished with problems, 2 fatal or usage error, 130 interrupted.
+
+use std::process::ExitCode;
+
+use cairn_repo::Error as RepoError;
+
+use crate::printer::Printer;
+
+/// How the process ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ExitStatus {
+    /// Everything worked.
+    Success,
+    /// Finished, but with problems (skipped files, damage found).
+    Problems,
+    /// A fatal or usage error.
+    Error,
+    /// Interrupted by the user.
+    Interrupted,
+}
+
+impl From<ExitStatus> for ExitCode {
+    fn from(s: ExitStatus) -> Self {
+        ExitCode::from(match s {
+            ExitStatus::Success => 0,
+            ExitStatus::Problems => 1,
+            ExitStatus::Error => 2,
+            ExitStatus::Interrupted => 130,
+        })
+    }
+}
+
+/// Prints an error and chooses the exit status. A broken pipe (stdout closed by `head`) is
+/// success.
+pub(crate) fn report(printer: &Printer, err: &anyhow::Error) -> ExitStatus {
+    for cause in err.chain() {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::BrokenPipe {
+                return ExitStatus::Success;
+            }
+        }
+        if let Some(RepoError::Interrupted) = cause.downcast_ref::<RepoError>() {
+            printer.error("interrupted; the repository is consistent (nothing of this run is visible as a snapshot)");
+            return ExitStatus::Interrupted;
+        }
+    }
+    printer.error(&format!("{err:#}"));
+    ExitStatus::Error
+}

@@ -1,0 +1,118 @@
+//! Finding the repository and the passphrase, and opening it.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use cairn_repo::{InitOptions, KdfParams, Repository};
+use cairn_storage::{DynStorage, Location};
+
+use crate::args::{GlobalArgs, KdfArgs};
+use crate::printer::Printer;
+
+/// A passphrase, zeroed when dropped.
+pub(crate) type Secret = zeroize::Zeroizing<Vec<u8>>;
+
+/// The embedded default location: `<data dir>/cairn/repository`.
+pub(crate) fn default_location() -> anyhow::Result<PathBuf> {
+    let base = dirs::data_dir()
+        .or_else(|| dirs::home_dir().map(|h| h.join(".local/share")))
+        .context("no home or data directory to hold the default repository; pass --repo")?;
+    Ok(base.join("cairn").join("repository"))
+}
+
+/// The location string and whether it is the embedded default.
+pub(crate) fn location(g: &GlobalArgs) -> anyhow::Result<(String, bool)> {
+    match &g.repo {
+        Some(r) if !r.is_empty() => Ok((r.clone(), false)),
+        _ => Ok((default_location()?.display().to_string(), true)),
+    }
+}
+
+/// Opens the storage at the configured location.
+pub(crate) fn storage(g: &GlobalArgs) -> anyhow::Result<(DynStorage, bool)> {
+    let (loc, is_default) = location(g)?;
+    let parsed =
+        Location::parse(&loc).with_context(|| format!("invalid repository location {loc:?}"))?;
+    let opts = cairn_storage::remote::RemoteOptions::from_env()
+        .context("reading storage settings from the environment")?;
+    let st = parsed
+        .open(&opts)
+        .with_context(|| format!("cannot open storage at {parsed}"))?;
+    Ok((st, is_default))
+}
+
+fn trim_newline(mut v: Vec<u8>) -> Vec<u8> {
+    while v.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        v.pop();
+    }
+    v
+}
+
+/// The passphrase: --password-file, CAIRN_PASSWORD, or a prompt on a terminal.
+pub(crate) fn passphrase(g: &GlobalArgs, confirm: bool) -> anyhow::Result<Secret> {
+    if let Some(f) = &g.password_file {
+        let v = fs_err::read(f).context("reading the password file")?;
+        return Ok(Secret::new(trim_newline(v)));
+    }
+    if let Ok(p) = std::env::var("CAIRN_PASSWORD") {
+        return Ok(Secret::new(p.into_bytes()));
+    }
+    prompt("Repository passphrase: ", confirm)
+}
+
+/// The new passphrase for key add/passwd.
+pub(crate) fn new_passphrase(file: Option<&PathBuf>) -> anyhow::Result<Secret> {
+    if let Some(f) = file {
+        let v = fs_err::read(f).context("reading the new password file")?;
+        return Ok(Secret::new(trim_newline(v)));
+    }
+    if let Ok(p) = std::env::var("CAIRN_NEW_PASSWORD") {
+        return Ok(Secret::new(p.into_bytes()));
+    }
+    prompt("New passphrase: ", true)
+}
+
+fn prompt(text: &str, confirm: bool) -> anyhow::Result<Secret> {
+    if !std::io::stdin().is_terminal() {
+        bail!("no passphrase: set CAIRN_PASSWORD, pass --password-file, or run on a terminal");
+    }
+    let p = rpassword::prompt_password(text).context("reading the passphrase")?;
+    if confirm {
+        let again = rpassword::prompt_password("Again: ").context("reading the passphrase")?;
+        if again != p {
+            bail!("the passphrases differ");
+        }
+    }
+    if p.is_empty() {
+        bail!("an empty passphrase is not allowed");
+    }
+    Ok(Secret::new(p.into_bytes()))
+}
+
+/// KDF parameters from flags.
+pub(crate) fn kdf(a: KdfArgs) -> KdfParams {
+    KdfParams::new(a.kdf_memory, a.kdf_iterations, 1)
+}
+
+/// Opens the repository; for the embedded default, creates it on first use.
+pub(crate) async fn open(
+    g: &GlobalArgs,
+    printer: &Printer,
+    create_default: bool,
+) -> anyhow::Result<Arc<Repository>> {
+    let (storage, is_default) = storage(g)?;
+    let location = storage.location().to_string();
+    if is_default && create_default && Repository::read_config(&storage).await.is_err() {
+        let pass = passphrase(g, true)?;
+        let repo = Repository::init(storage, &pass, &InitOptions::default())
+            .await
+            .with_context(|| format!("creating the default repository at {location}"))?;
+        printer.info(&format!("created the default repository at {location}"));
+        return Ok(Arc::new(repo));
+    }
+    let pass = passphrase(g, false)?;
+    let repo = Repository::open(storage, &pass).await?;
+    Ok(Arc::new(repo))
+}
