@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what the tests need, checks formatting
+# and lints, builds once and runs every test with cargo-nextest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+CACHE=${CAIRN_CI_CACHE:-$HOME/.cache/cairn-ci}
+mkdir -p "$CACHE"
+
+step() { printf '\n== %s (%ss)\n' "$1" "$SECONDS"; }
+
+step "tools"
+command -v cargo-nextest >/dev/null 2>&1 || cargo install --locked cargo-nextest
+command -v mkfs.ext4 >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq e2fsprogs >/dev/null; }
+
+step "fmt"
+cargo fmt --all -- --check
+
+step "clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "build tests"
+cargo nextest run --workspace --locked --no-run
+
+step "tests"
+cargo nextest run --workspace --locked --no-fail-fast
