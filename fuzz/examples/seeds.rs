@@ -11,7 +11,9 @@ use cairn_format::{
 };
 
 fn write(target: &str, name: &str, bytes: &[u8]) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("seeds")
+        .join(target);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join(name), bytes).unwrap();
 }
@@ -21,8 +23,17 @@ fn file() -> Node {
     n.mode = 0o644;
     n.size = 15;
     n.mtime_ns = 1_700_000_000_000_000_000;
-    n.content = vec![Extent::Data { id: Id([1; 32]), len: 10 }, Extent::Hole { len: 5 }];
-    n.xattrs = vec![Xattr { name: b"user.a".to_vec(), value: b"v".to_vec() }];
+    n.content = vec![
+        Extent::Data {
+            id: Id([1; 32]),
+            len: 10,
+        },
+        Extent::Hole { len: 5 },
+    ];
+    n.xattrs = vec![Xattr {
+        name: b"user.a".to_vec(),
+        value: b"v".to_vec(),
+    }];
     n
 }
 
@@ -33,13 +44,27 @@ fn tree() -> Tree {
     l.link_target = b"../x".to_vec();
     let mut c = Node::new(b"tty".to_vec(), NodeKind::CharDevice);
     c.rdev = 0x0501;
-    Tree { nodes: vec![d, file(), l, c] }
+    Tree {
+        nodes: vec![d, file(), l, c],
+    }
 }
 
 fn blobs() -> Vec<PackBlob> {
     vec![
-        PackBlob { id: Id([3; 32]), kind: BlobKind::Data, offset: 8, length: 40, raw_length: 7 },
-        PackBlob { id: Id([4; 32]), kind: BlobKind::Tree, offset: 48, length: 100, raw_length: 300 },
+        PackBlob {
+            id: Id([3; 32]),
+            kind: BlobKind::Data,
+            offset: 8,
+            length: 40,
+            raw_length: 7,
+        },
+        PackBlob {
+            id: Id([4; 32]),
+            kind: BlobKind::Tree,
+            offset: 48,
+            length: 100,
+            raw_length: 300,
+        },
     ]
 }
 
@@ -50,10 +75,19 @@ fn snapshot(root: Root, kind: SourceKind) -> Snapshot {
         hostname: "host".into(),
         username: "user".into(),
         tags: vec!["daily".into()],
-        source: Source { kind, paths: vec!["/data".into()], identity: "tree:host:/data".into() },
+        source: Source {
+            kind,
+            paths: vec!["/data".into()],
+            identity: "tree:host:/data".into(),
+        },
         parent: Some(Id([5; 32])),
         root,
-        summary: SnapshotSummary { files: 3, dirs: 1, total_bytes: 15, ..Default::default() },
+        summary: SnapshotSummary {
+            files: 3,
+            dirs: 1,
+            total_bytes: 15,
+            ..Default::default()
+        },
         program: "cairn 0.1.0".into(),
     }
 }
@@ -63,7 +97,11 @@ fn main() {
     write("tree", "empty", &Tree::default().to_bytes().unwrap());
 
     let index = IndexFile {
-        packs: vec![IndexPack { id: Id([6; 32]), size: 300, blobs: blobs() }],
+        packs: vec![IndexPack {
+            id: Id([6; 32]),
+            size: 300,
+            blobs: blobs(),
+        }],
         supersedes: vec![Id([7; 32])],
     };
     write("index", "sample", &index.to_bytes().unwrap());
@@ -82,7 +120,11 @@ fn main() {
             VolChunk::Data(Id([8; 32])),
             VolChunk::Patched {
                 base: Some(Id([9; 32])),
-                patches: vec![VolumePatch { offset: 4, len: 8, id: Id([10; 32]) }],
+                patches: vec![VolumePatch {
+                    offset: 4,
+                    len: 8,
+                    id: Id([10; 32]),
+                }],
             },
         ],
     });
@@ -98,7 +140,24 @@ fn main() {
         leaf_chunks: 1024,
         fanout: 1024,
         height: 0,
-        top: vec![Some(Id([12; 32])), None, None, None, None, None, None, None, None, None, None, None, None, None, None, None],
+        top: vec![
+            Some(Id([12; 32])),
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        ],
     };
     let s = snapshot(Root::Volume(map), SourceKind::Volume);
     write("snapshot", "volume", &s.to_bytes().unwrap());

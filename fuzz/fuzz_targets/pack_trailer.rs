@@ -15,12 +15,12 @@ fuzz_target!(|data: &[u8]| {
 
     // The footer parser on the last 8 bytes, as a reader uses it, and on anything.
     let _ = parse_pack_footer(body, pack_len);
-    if let Some(footer) = body.last_chunk::<PACK_FOOTER_LEN>() {
-        if let Ok((offset, tlen)) = parse_pack_footer(footer, pack_len) {
-            assert_eq!(pack_footer(tlen), *footer);
-            assert!(offset >= PACK_HEADER.len() as u64);
-            assert_eq!(offset + u64::from(tlen) + PACK_FOOTER_LEN as u64, pack_len);
-        }
+    if let Some(footer) = body.last_chunk::<PACK_FOOTER_LEN>()
+        && let Ok((offset, tlen)) = parse_pack_footer(footer, pack_len)
+    {
+        assert_eq!(pack_footer(tlen), *footer);
+        assert!(offset >= PACK_HEADER.len() as u64);
+        assert_eq!(offset + u64::from(tlen) + PACK_FOOTER_LEN as u64, pack_len);
     }
 
     // The trailer, with `pack_len` standing for the end of the blob data.
@@ -32,7 +32,10 @@ fuzz_target!(|data: &[u8]| {
     ) {
         let mut end = PACK_HEADER.len() as u64;
         for b in &t.blobs {
-            assert!(u64::from(b.offset) >= end, "blobs in order, not overlapping");
+            assert!(
+                u64::from(b.offset) >= end,
+                "blobs in order, not overlapping"
+            );
             end = u64::from(b.offset) + u64::from(b.length);
         }
         assert!(end <= data_end.max(PACK_HEADER.len() as u64));
