@@ -1,4 +1,4 @@
-//! The storage behaviour suite: one set of trials that every [`Storage`] backend must pass.
+//! The storage behaviour suite: one set of trials that every [`Storage`](cairn_storage::Storage) backend must pass.
 //!
 //! [`behaviour_trials`] turns a backend factory into `libtest-mimic` trials named
 //! `<backend>::<case>`. Each trial gets a fresh storage from the factory (give each one its

@@ -10,8 +10,8 @@
 //! Repository fixtures (`set_up_repo`, damaged repositories) will join once `cairn-repo`
 //! settles.
 
-mod behaviour;
-mod fault;
+pub mod behaviour;
+pub mod fault;
 
 pub use behaviour::{Outcome, behaviour_trials, pattern};
 pub use fault::{FaultStorage, Injected, Op, Trigger, WriteFault};
