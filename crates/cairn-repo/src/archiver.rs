@@ -66,9 +66,9 @@ struct SubDir {
 }
 
 impl Archiver {
-    fn warn(&self, msg: String) {
+    fn warn(&self, msg: &str) {
         tracing::warn!("{msg}");
-        self.progress.warn(&msg);
+        self.progress.warn(msg);
         self.stats.errors.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -142,10 +142,10 @@ impl Archiver {
             for (pos, id) in done {
                 nodes[pos].subtree = Some(id);
             }
-            if let (Some(pid), Some(pt)) = (parent, &parent_tree) {
-                if pt.nodes == nodes {
-                    return Ok(pid);
-                }
+            if let (Some(pid), Some(pt)) = (parent, &parent_tree)
+                && pt.nodes == nodes
+            {
+                return Ok(pid);
             }
             let tree = Tree { nodes };
             let bytes = tree.to_bytes().map_err(|e| Error::Internal(e.to_string()))?;
@@ -168,7 +168,7 @@ impl Archiver {
         let rd = match std::fs::read_dir(dir) {
             Ok(rd) => rd,
             Err(e) => {
-                self.warn(format!("cannot read directory {}: {e}", dir.display()));
+                self.warn(&format!("cannot read directory {}: {e}", dir.display()));
                 return Ok((Vec::new(), Vec::new()));
             }
         };
@@ -176,7 +176,7 @@ impl Archiver {
         for entry in rd {
             match entry {
                 Ok(e) => names.push(e.file_name()),
-                Err(e) => self.warn(format!("cannot read an entry of {}: {e}", dir.display())),
+                Err(e) => self.warn(&format!("cannot read an entry of {}: {e}", dir.display())),
             }
         }
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
@@ -187,7 +187,7 @@ impl Archiver {
                 let md = match std::fs::symlink_metadata(&path) {
                     Ok(md) => md,
                     Err(e) => {
-                        self.warn(format!("cannot stat {}: {e}", path.display()));
+                        self.warn(&format!("cannot stat {}: {e}", path.display()));
                         return Ok(None);
                     }
                 };
@@ -204,7 +204,7 @@ impl Archiver {
                     match read_xattrs(&path) {
                         Ok(x) => node.xattrs = x,
                         Err(e) => {
-                            self.warn(format!("cannot read xattrs of {}: {e}", path.display()))
+                            self.warn(&format!("cannot read xattrs of {}: {e}", path.display()));
                         }
                     }
                     // Reading a directory updates its atime; keep the parent's when nothing
@@ -268,26 +268,26 @@ impl Archiver {
                 .total_bytes
                 .fetch_add(node.size, Ordering::Relaxed);
         }
-        if !self.full {
-            if let Some(old) = old.filter(|o| unchanged(o, &node)) {
-                self.progress.add_items(1);
-                self.progress.add_bytes(node.size);
-                return Ok(old.clone());
-            }
+        if !self.full
+            && let Some(old) = old.filter(|o| unchanged(o, &node))
+        {
+            self.progress.add_items(1);
+            self.progress.add_bytes(node.size);
+            return Ok(old.clone());
         }
         match read_xattrs(path) {
             Ok(x) => node.xattrs = x,
-            Err(e) => self.warn(format!("cannot read xattrs of {}: {e}", path.display())),
+            Err(e) => self.warn(&format!("cannot read xattrs of {}: {e}", path.display())),
         }
         match node.kind {
             NodeKind::Symlink => match std::fs::read_link(path) {
                 Ok(t) => node.link_target = t.into_os_string().into_vec(),
-                Err(e) => self.warn(format!("cannot read link {}: {e}", path.display())),
+                Err(e) => self.warn(&format!("cannot read link {}: {e}", path.display())),
             },
             NodeKind::File => match self.file_content(path, md) {
                 Ok((content, size)) => {
                     if size != node.size {
-                        self.warn(format!(
+                        self.warn(&format!(
                             "{} changed size while being read ({} → {size} bytes)",
                             path.display(),
                             node.size
@@ -302,7 +302,7 @@ impl Archiver {
                     path: p,
                     source,
                 }) => {
-                    self.warn(format!(
+                    self.warn(&format!(
                         "cannot {op} {}: {source}; stored as empty",
                         p.display()
                     ));

@@ -80,6 +80,7 @@ pub struct BackupOutcome {
 
 /// Pack writing for one backup: the blob writer, the upload task and its channel.
 pub(crate) struct Session {
+    repo: Arc<Repository>,
     pub(crate) writer: Arc<BlobWriter>,
     pub(crate) tx: PackSender,
     uploader: Uploader,
@@ -91,6 +92,7 @@ impl Session {
         let writer = Arc::new(BlobWriter::new(repo, index));
         let (uploader, tx) = Uploader::start(repo, concurrency, writer.stats.clone());
         Ok(Self {
+            repo: repo.clone(),
             writer,
             tx,
             uploader,
@@ -100,6 +102,7 @@ impl Session {
     /// Closes open packs and waits until every pack and index is durable.
     pub(crate) async fn finish(self) -> Result<UploadSummary> {
         let Session {
+            repo,
             writer,
             tx,
             uploader,
@@ -119,7 +122,10 @@ impl Session {
             Ok(Err(e)) | Err(e) => Err(e),
         };
         drop(tx);
-        let summary = uploader.finish().await?;
+        let summary = uploader.finish().await;
+        // The repository now holds packs and index files the cached index lacks.
+        repo.forget_index().await;
+        let summary = summary?;
         sent?;
         Ok(summary)
     }

@@ -113,8 +113,10 @@ pub(crate) fn decode_blob(
             out
         }
         BlobCodec::Raw => {
+            // Drop the codec byte in place (no second allocation of a chunk-sized buffer).
             let mut payload = payload;
-            payload.remove(0);
+            payload.copy_within(1.., 0);
+            payload.truncate(payload.len() - 1);
             payload
         }
         _ => return Err(Error::corrupt(what(), "unknown codec")),

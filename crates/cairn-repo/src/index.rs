@@ -74,14 +74,13 @@ impl Index {
 
     /// Adds one pack's blobs.
     pub(crate) fn add_pack(&mut self, p: &IndexPack) {
-        let n = match self.pack_pos.get(&p.id) {
-            Some(&n) => n,
-            None => {
-                let n = self.packs.len() as u32;
-                self.packs.push((p.id, p.size));
-                self.pack_pos.insert(p.id, n);
-                n
-            }
+        let n = if let Some(&n) = self.pack_pos.get(&p.id) {
+            n
+        } else {
+            let n = self.packs.len() as u32;
+            self.packs.push((p.id, p.size));
+            self.pack_pos.insert(p.id, n);
+            n
         };
         self.blobs.reserve(p.blobs.len());
         for b in &p.blobs {

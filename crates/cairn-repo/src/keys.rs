@@ -117,7 +117,7 @@ pub(crate) async fn unlock(storage: &DynStorage, passphrase: &[u8]) -> Result<(M
                 Ok(Some(k)) => return Ok(Some((k, *id))),
                 Ok(None) => {}
                 Err(e) => {
-                    tracing::warn!(key = %id.short(), error = %e, "skipping unreadable key file")
+                    tracing::warn!(key = %id.short(), error = %e, "skipping unreadable key file");
                 }
             }
         }

@@ -19,6 +19,7 @@ mod repository;
 mod restore;
 mod snapshots;
 mod volume;
+mod volume_restore;
 mod worker;
 mod writer;
 

@@ -42,10 +42,8 @@ impl PackCache {
         map.insert(id, bytes);
         order.push_back(id);
         while *size > self.capacity && order.len() > 1 {
-            if let Some(old) = order.pop_front() {
-                if let Some(b) = map.remove(&old) {
-                    *size -= b.len();
-                }
+            if let Some(b) = order.pop_front().and_then(|old| map.remove(&old)) {
+                *size -= b.len();
             }
         }
     }
@@ -57,13 +55,12 @@ impl Repository {
         let start = loc.offset as usize;
         let end = start + loc.length as usize;
         if loc.kind.is_metadata() {
-            let pack = match self.pack_cache.get(&loc.pack) {
-                Some(p) => p,
-                None => {
-                    let p = self.storage().read(&layout::pack_path(&loc.pack)).await?;
-                    self.pack_cache.put(loc.pack, p.clone());
-                    p
-                }
+            let pack = if let Some(p) = self.pack_cache.get(&loc.pack) {
+                p
+            } else {
+                let p = self.storage().read(&layout::pack_path(&loc.pack)).await?;
+                self.pack_cache.put(loc.pack, p.clone());
+                p
             };
             if end > pack.len() {
                 return Err(Error::corrupt(

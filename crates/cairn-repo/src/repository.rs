@@ -7,7 +7,7 @@ use cairn_crypto::{KdfParams, MasterKey};
 use cairn_format::{ChunkerConfig, FORMAT_VERSION, Id, IndexFile, RepoConfig, layout, object_aad};
 use cairn_storage::{DynStorage, ErrorKind};
 use futures::{StreamExt, TryStreamExt};
-use tokio::sync::OnceCell;
+use tokio::sync::Mutex;
 
 use crate::index::Index;
 use crate::keys;
@@ -49,7 +49,8 @@ pub struct Repository {
     config: RepoConfig,
     key: Arc<MasterKey>,
     pub(crate) key_id: Id,
-    index: OnceCell<Arc<Index>>,
+    /// The index, loaded on first use; forgotten when a backup adds packs to the repository.
+    index: Mutex<Option<Arc<Index>>>,
     pub(crate) pack_cache: PackCache,
 }
 
@@ -128,7 +129,7 @@ impl Repository {
             config,
             key: Arc::new(key),
             key_id,
-            index: OnceCell::new(),
+            index: Mutex::new(None),
             pack_cache: PackCache::new(64 * 1024 * 1024),
         }
     }
@@ -200,10 +201,14 @@ impl Repository {
     /// # Errors
     /// Storage errors or a corrupt index file.
     pub async fn index(&self) -> Result<Arc<Index>> {
-        self.index
-            .get_or_try_init(|| async { self.load_index().await.map(Arc::new) })
-            .await
-            .cloned()
+        // Held across the load, so concurrent first uses load it once.
+        let mut cached = self.index.lock().await;
+        if let Some(index) = &*cached {
+            return Ok(index.clone());
+        }
+        let index = Arc::new(self.load_index().await?);
+        *cached = Some(index.clone());
+        Ok(index)
     }
 
     /// Reads every index file into a fresh [`Index`] (not cached).
@@ -238,6 +243,13 @@ impl Repository {
 
     /// Forgets the cached index (after a backup added to it).
     pub fn invalidate_index(&mut self) {
-        self.index = OnceCell::new();
+        *self.index.get_mut() = None;
+    }
+
+    /// Forgets the cached index through a shared handle: a backup calls this once its packs
+    /// and index files are written (or its upload failed), so later backups dedupe against
+    /// them and restores find them.
+    pub(crate) async fn forget_index(&self) {
+        *self.index.lock().await = None;
     }
 }

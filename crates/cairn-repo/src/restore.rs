@@ -3,14 +3,12 @@
 //! file is removed and reported by name, never left looking complete.
 
 use std::collections::HashMap;
-use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bytes::Bytes;
-use cairn_format::{BlobKind, Extent, Id, Node, NodeKind, Root, Snapshot, VolChunk, VolumeMap};
+use cairn_format::{BlobKind, Extent, Id, Node, NodeKind, Root, Snapshot};
 use futures::{StreamExt, TryStreamExt};
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
@@ -21,8 +19,7 @@ use crate::fsmeta::apply_metadata;
 use crate::index::{BlobLocation, Index};
 use crate::progress::DynProgress;
 use crate::reader::fetch_coalesced;
-use crate::volume::{leaf_ids, load_leaf};
-use crate::worker::{cpu, is_zero};
+use crate::worker::cpu;
 use crate::{Error, Repository, Result};
 
 /// Options of a restore.
@@ -66,6 +63,10 @@ pub struct RestoreOutcome {
 /// # Errors
 /// `TargetNotEmpty`, `NoSuchPath`, storage errors, `Interrupted`. Damage confined to some
 /// files is reported in `RestoreOutcome::errors` instead.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "what, which part, where, how, and the two run-time handles: each is needed"
+)]
 pub async fn restore(
     repo: &Arc<Repository>,
     snap: &Snapshot,
@@ -83,7 +84,7 @@ pub async fn restore(
                     "a volume snapshot has no paths inside".into(),
                 ));
             }
-            restore_volume(repo, map, target, opts, progress, cancel).await
+            crate::volume_restore::restore_volume(repo, map, target, opts, progress, cancel).await
         }
         Root::Node(_) => {
             let node = resolve_path(repo, snap, snap_name, subpath).await?;
@@ -159,22 +160,22 @@ async fn restore_node(
         } else {
             target.to_path_buf()
         };
-        if let Ok(md) = std::fs::symlink_metadata(&dest) {
-            if !opts.overwrite && (md.len() > 0 || !md.is_file()) {
-                return Err(Error::TargetNotEmpty(dest));
-            }
+        if let Ok(md) = std::fs::symlink_metadata(&dest)
+            && !opts.overwrite
+            && (md.len() > 0 || !md.is_file())
+        {
+            return Err(Error::TargetNotEmpty(dest));
         }
-        let plan = Plan {
+        let mut plan = Plan {
             dirs: Vec::new(),
-            files: vec![],
-            others: vec![],
-            links: vec![],
+            files: Vec::new(),
+            others: Vec::new(),
+            links: Vec::new(),
         };
-        let mut plan = plan;
         if node.kind == NodeKind::File {
-            plan.files.push((dest, node))
+            plan.files.push((dest, node));
         } else {
-            plan.others.push((dest, node))
+            plan.others.push((dest, node));
         }
         run_plan(repo, plan, opts, is_root, &progress, &cancel, &mut outcome).await?;
         return Ok(outcome);
@@ -356,359 +357,221 @@ fn batch_files(files: Vec<(PathBuf, Node)>) -> Vec<Vec<(PathBuf, Node)>> {
     out
 }
 
-/// Bytes of a large file fetched per window.
+/// Bytes of content fetched per window.
 const WINDOW_BYTES: u64 = 16 * 1024 * 1024;
 
-async fn restore_batch(
-    repo: &Arc<Repository>,
-    index: &Arc<Index>,
-    batch: Vec<(PathBuf, Node)>,
-    overwrite: bool,
-    is_root: bool,
-    errors: &Arc<Mutex<Vec<String>>>,
-    progress: &DynProgress,
-) -> Result<u64> {
-    let mut written = 0;
-    // Create each file, then fill it window by window (one window for small files).
-    let batch = Arc::new(batch);
-    let b2 = batch.clone();
-    let created: Vec<Option<Arc<std::fs::File>>> = cpu(move || {
-        b2.iter()
-            .map(|(p, n)| {
-                let mut o = std::fs::OpenOptions::new();
-                o.write(true).mode(0o600);
-                if overwrite {
-                    if std::fs::symlink_metadata(p).is_ok_and(|m| !m.is_file()) {
-                        let _ = std::fs::remove_file(p);
-                    }
-                    o.create(true).truncate(true);
-                } else {
-                    o.create_new(true);
-                }
-                o.open(p)
-                    .map(Arc::new)
-                    .map_err(|e| format!("{}: cannot create: {e}", p.display()))
-                    .and_then(|f| {
-                        f.set_len(n.size)
-                            .map_err(|e| format!("{}: cannot size: {e}", p.display()))?;
-                        Ok(f)
-                    })
-            })
-            .collect::<Vec<std::result::Result<Arc<std::fs::File>, String>>>()
-    })
-    .await?
-    .into_iter()
-    .map(|r| r.map_err(|e| errors.lock().push(e)).ok())
-    .collect();
-    let mut damaged = vec![false; batch.len()];
-    // Windows: (file index, file offset, extent) grouped to about WINDOW_BYTES.
-    let mut windows: Vec<Vec<(usize, u64, Id, u32)>> = vec![Vec::new()];
-    let mut wbytes = 0u64;
-    for (fi, (p, n)) in batch.iter().enumerate() {
-        if created[fi].is_none() {
-            continue;
-        }
-        let mut off = 0u64;
-        for e in &n.content {
-            if let Extent::Data { id, len } = *e {
-                if index.get(&id).is_none() {
-                    errors.lock().push(format!(
-                        "{}: blob {} is missing from the index",
-                        p.display(),
-                        id.short()
-                    ));
-                    damaged[fi] = true;
-                }
-                windows.last_mut().map(|w| w.push((fi, off, id, len)));
-                wbytes += u64::from(len);
-                if wbytes >= WINDOW_BYTES {
-                    windows.push(Vec::new());
-                    wbytes = 0;
-                }
-            }
-            off += e.len();
+/// One data extent to write: (file in batch, offset in file, blob id, length).
+type Piece = (usize, u64, Id, u32);
+
+/// The restore of one batch of files: created up front, filled window by window, finished
+/// (metadata, or removal if damaged) at the end.
+struct Batch {
+    files: Arc<Vec<(PathBuf, Node)>>,
+    handles: Vec<Option<Arc<std::fs::File>>>,
+    damaged: Vec<bool>,
+    errors: Arc<Mutex<Vec<String>>>,
+}
+
+impl Batch {
+    fn fail(&mut self, fi: usize, msg: String) {
+        if !self.damaged[fi] {
+            self.errors.lock().push(msg);
+            self.damaged[fi] = true;
         }
     }
-    for w in windows {
-        let w: Vec<_> = w.into_iter().filter(|(fi, ..)| !damaged[*fi]).collect();
+
+    async fn create(
+        files: Vec<(PathBuf, Node)>,
+        overwrite: bool,
+        errors: Arc<Mutex<Vec<String>>>,
+    ) -> Result<Self> {
+        let files = Arc::new(files);
+        let f2 = files.clone();
+        let created = cpu(move || {
+            f2.iter()
+                .map(|(p, n)| create_file(p, n.size, overwrite))
+                .collect::<Vec<_>>()
+        })
+        .await?;
+        let handles = created
+            .into_iter()
+            .map(|r| r.map_err(|e| errors.lock().push(e)).ok())
+            .collect();
+        let damaged = vec![false; files.len()];
+        Ok(Self {
+            files,
+            handles,
+            damaged,
+            errors,
+        })
+    }
+
+    /// Splits the data extents of the created files into windows of about WINDOW_BYTES.
+    fn windows(&mut self, index: &Index) -> Vec<Vec<Piece>> {
+        let mut windows: Vec<Vec<Piece>> = vec![Vec::new()];
+        let mut wbytes = 0u64;
+        let files = self.files.clone();
+        for (fi, (p, n)) in files.iter().enumerate() {
+            if self.handles[fi].is_none() {
+                continue;
+            }
+            let mut off = 0u64;
+            for e in &n.content {
+                if let Extent::Data { id, len } = *e {
+                    if index.get(&id).is_none() {
+                        self.fail(
+                            fi,
+                            format!(
+                                "{}: blob {} is missing from the index",
+                                p.display(),
+                                id.short()
+                            ),
+                        );
+                    }
+                    if let Some(w) = windows.last_mut() {
+                        w.push((fi, off, id, len));
+                    }
+                    wbytes += u64::from(len);
+                    if wbytes >= WINDOW_BYTES {
+                        windows.push(Vec::new());
+                        wbytes = 0;
+                    }
+                }
+                off += e.len();
+            }
+        }
+        windows
+    }
+
+    /// Fetches and writes one window; returns the bytes written.
+    async fn write_window(
+        &mut self,
+        repo: &Repository,
+        index: &Index,
+        window: Vec<Piece>,
+        progress: &DynProgress,
+    ) -> Result<u64> {
+        let w: Vec<Piece> = window
+            .into_iter()
+            .filter(|(fi, ..)| !self.damaged[*fi])
+            .collect();
         if w.is_empty() {
-            continue;
+            return Ok(0);
         }
         let locs: Vec<BlobLocation> = w.iter().filter_map(|(_, _, id, _)| index.get(id)).collect();
         let sealed = match fetch_coalesced(repo, &locs).await {
             Ok(s) => s,
             Err(e) if e.is_corruption() => {
                 for (fi, ..) in &w {
-                    if !damaged[*fi] {
-                        errors
-                            .lock()
-                            .push(format!("{}: {e}", batch[*fi].0.display()));
-                        damaged[*fi] = true;
-                    }
+                    let msg = format!("{}: {e}", self.files[*fi].0.display());
+                    self.fail(*fi, msg);
                 }
-                continue;
+                return Ok(0);
             }
             Err(e) => return Err(e),
         };
-        let (key, files, batch2) = (repo.key().clone(), created.clone(), batch.clone());
+        let (key, handles, files) = (repo.key().clone(), self.handles.clone(), self.files.clone());
         let results: Vec<(usize, std::result::Result<u64, String>)> = cpu(move || {
             w.iter()
                 .zip(sealed)
-                .map(|((fi, off, id, len), s)| {
-                    let r = decode_blob(&key, BlobKind::Data, id, &s)
+                .map(|(&(fi, off, id, len), s)| {
+                    let r = decode_blob(&key, BlobKind::Data, &id, &s)
                         .map_err(|e| e.to_string())
                         .and_then(|plain| {
-                            if plain.len() != *len as usize {
+                            if plain.len() != len as usize {
                                 return Err(format!("blob {} has the wrong length", id.short()));
                             }
-                            files[*fi].as_ref().map_or(Ok(0), |f| {
-                                f.write_all_at(&plain, *off)
-                                    .map(|()| plain.len() as u64)
-                                    .map_err(|e| e.to_string())
-                            })
+                            let f = handles[fi].as_ref().ok_or("not created")?;
+                            f.write_all_at(&plain, off)
+                                .map(|()| plain.len() as u64)
+                                .map_err(|e| e.to_string())
                         })
-                        .map_err(|e| format!("{}: {e}", batch2[*fi].0.display()));
-                    (*fi, r)
+                        .map_err(|e| format!("{}: {e}", files[fi].0.display()));
+                    (fi, r)
                 })
                 .collect()
         })
         .await?;
+        let mut written = 0;
         for (fi, r) in results {
             match r {
                 Ok(n) => {
                     written += n;
                     progress.add_bytes(n);
                 }
-                Err(e) if !damaged[fi] => {
-                    errors.lock().push(e);
-                    damaged[fi] = true;
-                }
-                Err(_) => {}
+                Err(e) => self.fail(fi, e),
             }
         }
+        Ok(written)
     }
-    let b3 = batch.clone();
-    let errs = cpu(move || {
-        let mut errs = Vec::new();
-        for (fi, (p, n)) in b3.iter().enumerate() {
-            if created[fi].is_none() {
-                continue;
-            }
-            if damaged[fi] {
-                let _ = std::fs::remove_file(p);
-                continue;
-            }
-            if let Err(e) = apply_metadata(p, n, is_root) {
-                errs.push(format!("{}: cannot set metadata: {e}", p.display()));
-            }
-        }
-        errs
-    })
-    .await?;
-    errors.lock().extend(errs);
-    progress.add_items(batch.len() as u64);
-    Ok(written)
-}
 
-async fn restore_volume(
-    repo: &Arc<Repository>,
-    map: &VolumeMap,
-    target: &Path,
-    opts: &RestoreOptions,
-    progress: DynProgress,
-    cancel: CancellationToken,
-) -> Result<RestoreOutcome> {
-    let existing = std::fs::metadata(target).ok();
-    let device = existing
-        .as_ref()
-        .is_some_and(|m| m.file_type().is_block_device());
-    if existing.as_ref().is_some_and(std::fs::Metadata::is_dir) {
-        return Err(Error::InvalidInput(format!(
-            "target {} is a directory; a volume restores to a file or block device",
-            target.display()
-        )));
-    }
-    let file = if device {
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .read(true)
-            .open(target)
-            .map_err(|e| Error::io("open", target, e))?;
-        let size = crate::volume::volume_size(&f, target)?;
-        if size < map.capacity {
-            return Err(Error::InvalidInput(format!(
-                "device {} has {size} bytes; the volume needs {}",
-                target.display(),
-                map.capacity
-            )));
-        }
-        if !opts.overwrite {
-            return Err(Error::TargetNotEmpty(target.to_path_buf()));
-        }
-        f
-    } else {
-        if existing.as_ref().is_some_and(|m| m.len() > 0) && !opts.overwrite {
-            return Err(Error::TargetNotEmpty(target.to_path_buf()));
-        }
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .read(true)
-            .create(true)
-            .truncate(true)
-            .open(target)
-            .map_err(|e| Error::io("create", target, e))?;
-        f.set_len(map.capacity)
-            .map_err(|e| Error::io("size", target, e))?;
-        f.seek(SeekFrom::Start(0))
-            .map_err(|e| Error::io("seek", target, e))?;
-        f.flush().map_err(|e| Error::io("write", target, e))?;
-        f
-    };
-    progress.start("restore", Some(map.capacity), None);
-    let file = Arc::new(file);
-    let leaves = leaf_ids(repo, map).await?;
-    let index = repo.index().await?;
-    let leaf_span = u64::from(map.chunk_size) * u64::from(map.leaf_chunks);
-    let cs = u64::from(map.chunk_size);
-    let written: u64 = futures::stream::iter(leaves.into_iter().enumerate())
-        .map(|(i, lid)| {
-            let (repo, index, file, progress, cancel) = (
-                repo.clone(),
-                index.clone(),
-                file.clone(),
-                progress.clone(),
-                cancel.clone(),
-            );
-            let capacity = map.capacity;
-            async move {
-                if cancel.is_cancelled() {
-                    return Err(Error::Interrupted);
+    /// Applies metadata to complete files and removes damaged ones.
+    async fn finish(self, is_root: bool) -> Result<()> {
+        let Batch {
+            files,
+            handles,
+            damaged,
+            errors,
+        } = self;
+        let errs = cpu(move || {
+            let mut errs = Vec::new();
+            for (fi, (p, n)) in files.iter().enumerate() {
+                if handles[fi].is_none() {
+                    continue;
                 }
-                let start = i as u64 * leaf_span;
-                let len = leaf_span.min(capacity - start);
-                let n = len.div_ceil(cs) as usize;
-                let leaf = load_leaf(&repo, lid, n).await?;
-                // Every blob the leaf needs, in one coalesced fetch.
-                let mut ids: Vec<Id> = Vec::new();
-                for c in &leaf.chunks {
-                    match c {
-                        VolChunk::Data(id) => ids.push(*id),
-                        VolChunk::Patched { base, patches } => {
-                            ids.extend(base.iter().copied());
-                            ids.extend(patches.iter().map(|p| p.id));
-                        }
-                        _ => {}
-                    }
+                if damaged[fi] {
+                    let _ = std::fs::remove_file(p);
+                } else if let Err(e) = apply_metadata(p, n, is_root) {
+                    errs.push(format!("{}: cannot set metadata: {e}", p.display()));
                 }
-                let locs: Vec<BlobLocation> = ids
-                    .iter()
-                    .map(|id| {
-                        index.get(id).ok_or_else(|| {
-                            Error::corrupt(format!("blob {}", id.short()), "missing from the index")
-                        })
-                    })
-                    .collect::<Result<_>>()
-                    .map_err(|e| e.within(format!("volume offset {start}")))?;
-                let sealed = fetch_coalesced(&repo, &locs)
-                    .await
-                    .map_err(|e| e.within(format!("volume offset {start}")))?;
-                let key = repo.key().clone();
-                let w = cpu(move || {
-                    write_leaf(&key, &leaf, &ids, &sealed, &file, start, len, cs, device)
-                })
-                .await??;
-                progress.add_bytes(len);
-                Ok(w)
             }
+            errs
         })
-        .buffered(opts.concurrency.max(1))
-        .try_fold(0u64, |a, n| futures::future::ready(Ok(a + n)))
         .await?;
-    let f2 = file.clone();
-    let t2 = target.to_path_buf();
-    cpu(move || f2.sync_all().map_err(|e| Error::io("sync", t2, e))).await??;
-    let mut outcome = RestoreOutcome {
-        files: 1,
-        bytes: written,
-        ..RestoreOutcome::default()
-    };
-    if opts.verify {
-        outcome.errors = crate::volume::verify_target(repo, map, target, progress.clone()).await?;
+        errors.lock().extend(errs);
+        Ok(())
     }
-    progress.finish();
-    Ok(outcome)
 }
 
-#[allow(
-    clippy::too_many_arguments,
-    reason = "one leaf's full context; a struct would only rename it"
-)]
-fn write_leaf(
-    key: &cairn_crypto::MasterKey,
-    leaf: &cairn_format::VolumeLeaf,
-    ids: &[Id],
-    sealed: &[Bytes],
-    file: &std::fs::File,
-    start: u64,
-    len: u64,
-    cs: u64,
-    device: bool,
-) -> Result<u64> {
-    let mut blobs: HashMap<Id, &Bytes> = HashMap::new();
-    for (id, s) in ids.iter().zip(sealed) {
-        blobs.insert(*id, s);
-    }
-    let open = |id: &Id, off: u64| -> Result<Vec<u8>> {
-        let s = blobs
-            .get(id)
-            .ok_or_else(|| Error::Internal("blob not fetched".into()))?;
-        decode_blob(key, BlobKind::Data, id, s)
-            .map_err(|e| e.within(format!("volume offset {off}")))
-    };
-    let zeros = vec![0u8; cs as usize];
-    let mut written = 0;
-    for (i, c) in leaf.chunks.iter().enumerate() {
-        let off = start + i as u64 * cs;
-        let clen = cs.min(start + len - off) as usize;
-        let data: Option<Vec<u8>> = match c {
-            VolChunk::Zero => None,
-            VolChunk::Data(id) => Some(open(id, off)?),
-            VolChunk::Patched { base, patches } => {
-                let mut d = match base {
-                    Some(b) => open(b, off)?,
-                    None => vec![0u8; clen],
-                };
-                for p in patches {
-                    let pd = open(&p.id, off)?;
-                    let s = p.offset as usize;
-                    if pd.len() != p.len as usize || s + pd.len() > d.len() {
-                        return Err(Error::corrupt(
-                            format!("volume chunk at {off}"),
-                            "patch does not fit the chunk",
-                        ));
-                    }
-                    d[s..s + pd.len()].copy_from_slice(&pd);
-                }
-                Some(d)
-            }
-        };
-        match data {
-            Some(d) if d.len() != clen => {
-                return Err(Error::corrupt(
-                    format!("volume chunk at {off}"),
-                    "wrong length",
-                ));
-            }
-            Some(d) if !is_zero(&d) || device => {
-                file.write_all_at(&d, off)
-                    .map_err(|e| Error::io("write", "volume target", e))?;
-                written += clen as u64;
-            }
-            None if device => file
-                .write_all_at(&zeros[..clen], off)
-                .map_err(|e| Error::io("write", "volume target", e))?,
-            _ => {}
+fn create_file(
+    p: &Path,
+    size: u64,
+    overwrite: bool,
+) -> std::result::Result<Arc<std::fs::File>, String> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).mode(0o600);
+    if overwrite {
+        if std::fs::symlink_metadata(p).is_ok_and(|m| !m.is_file()) {
+            let _ = std::fs::remove_file(p);
         }
+        o.create(true).truncate(true);
+    } else {
+        o.create_new(true);
     }
+    let f = o
+        .open(p)
+        .map_err(|e| format!("{}: cannot create: {e}", p.display()))?;
+    f.set_len(size)
+        .map_err(|e| format!("{}: cannot size: {e}", p.display()))?;
+    Ok(Arc::new(f))
+}
+
+async fn restore_batch(
+    repo: &Arc<Repository>,
+    index: &Arc<Index>,
+    files: Vec<(PathBuf, Node)>,
+    overwrite: bool,
+    is_root: bool,
+    errors: &Arc<Mutex<Vec<String>>>,
+    progress: &DynProgress,
+) -> Result<u64> {
+    let n = files.len() as u64;
+    let mut batch = Batch::create(files, overwrite, errors.clone()).await?;
+    let mut written = 0;
+    for w in batch.windows(index) {
+        written += batch.write_window(repo, index, w, progress).await?;
+    }
+    batch.finish(is_root).await?;
+    progress.add_items(n);
     Ok(written)
 }

@@ -245,6 +245,84 @@ async fn build_levels(
     Ok(level)
 }
 
+/// Everything a leaf job of one volume backup needs.
+struct VolumeBackup {
+    repo: Arc<Repository>,
+    writer: Arc<BlobWriter>,
+    tx: PackSender,
+    progress: DynProgress,
+    cancel: CancellationToken,
+    file: Arc<std::fs::File>,
+    path: PathBuf,
+    regular: bool,
+    capacity: u64,
+    chunk_size: u32,
+    parent_map: Option<VolumeMap>,
+    parent_leaves: Vec<Option<Id>>,
+}
+
+impl VolumeBackup {
+    fn leaf_span(&self) -> u64 {
+        u64::from(self.chunk_size) * u64::from(LEAF_CHUNKS)
+    }
+
+    /// The parent's leaf `i`, cut or padded to this volume's leaf length.
+    async fn parent_leaf(&self, i: u64, expect: usize) -> Result<Option<VolumeLeaf>> {
+        let (Some(pm), Some(pid)) = (
+            &self.parent_map,
+            self.parent_leaves.get(i as usize).copied(),
+        ) else {
+            return Ok(None);
+        };
+        let pstart = (i * self.leaf_span()).min(pm.capacity);
+        let plen = self.leaf_span().min(pm.capacity - pstart);
+        let mut l = load_leaf(
+            &self.repo,
+            pid,
+            plen.div_ceil(u64::from(self.chunk_size)) as usize,
+        )
+        .await?;
+        l.chunks.truncate(expect);
+        Ok(Some(l))
+    }
+
+    /// Reads, stores and maps leaf `i`; `None` if it is all zeros.
+    async fn leaf(self: Arc<Self>, i: u64) -> Result<Option<Id>> {
+        let start = i * self.leaf_span();
+        let len = self.leaf_span().min(self.capacity - start);
+        let parent = self
+            .parent_leaf(i, len.div_ceil(u64::from(self.chunk_size)) as usize)
+            .await?;
+        let job = LeafJob {
+            file: self.file.clone(),
+            path: self.path.clone(),
+            regular: self.regular,
+            start,
+            len,
+            chunk_size: self.chunk_size,
+            parent,
+        };
+        let this = self.clone();
+        let leaf = cpu(move || {
+            process_leaf(
+                &job,
+                &this.repo,
+                &this.writer,
+                &this.tx,
+                &this.progress,
+                &this.cancel,
+            )
+        })
+        .await??;
+        if leaf.chunks.iter().all(|c| *c == VolChunk::Zero) {
+            return Ok(None);
+        }
+        store_node(&self.writer, &self.tx, &self.repo, &VolumeNode::Leaf(leaf))
+            .await
+            .map(Some)
+    }
+}
+
 /// Backs up a block device or volume image.
 ///
 /// # Errors
@@ -261,8 +339,10 @@ pub async fn backup_volume(
     let base = &opts.base;
     let path = std::path::absolute(device).map_err(|e| Error::io("resolve", device, e))?;
     let file = std::fs::File::open(&path).map_err(|e| Error::io("open", &path, e))?;
-    let md = file.metadata().map_err(|e| Error::io("stat", &path, e))?;
-    let regular = md.is_file();
+    let regular = file
+        .metadata()
+        .map_err(|e| Error::io("stat", &path, e))?
+        .is_file();
     let capacity = volume_size(&file, &path)?;
     let (host, user) = crate::keys::local_identity();
     let host = base.hostname.clone().unwrap_or(host);
@@ -290,60 +370,27 @@ pub async fn backup_volume(
     };
     progress.start("backup", Some(capacity), None);
     let session = Session::start(repo, base.upload_concurrency).await?;
-    let file = Arc::new(file);
-    let leaf_span = u64::from(chunk_size) * u64::from(LEAF_CHUNKS);
-    let n_leaves = capacity.div_ceil(leaf_span);
+    let vb = Arc::new(VolumeBackup {
+        repo: repo.clone(),
+        writer: session.writer.clone(),
+        tx: session.tx.clone(),
+        progress: progress.clone(),
+        cancel,
+        file: Arc::new(file),
+        path: path.clone(),
+        regular,
+        capacity,
+        chunk_size,
+        parent_map,
+        parent_leaves,
+    });
+    let n_leaves = capacity.div_ceil(vb.leaf_span());
     let leaves: Result<Vec<Option<Id>>> = futures::stream::iter(0..n_leaves)
-        .map(|i| {
-            let (repo, writer, tx, progress, cancel) = (
-                repo.clone(),
-                session.writer.clone(),
-                session.tx.clone(),
-                progress.clone(),
-                cancel.clone(),
-            );
-            let (file, path) = (file.clone(), path.clone());
-            let parent_leaf = parent_leaves.get(i as usize).copied();
-            let parent_map = parent_map.clone();
-            async move {
-                let start = i * leaf_span;
-                let len = leaf_span.min(capacity - start);
-                let expect = len.div_ceil(u64::from(chunk_size)) as usize;
-                let parent = match (parent_leaf, &parent_map) {
-                    // A parent whose capacity ended inside this leaf has a shorter leaf: pad it.
-                    (Some(pid), Some(pm)) => {
-                        let pstart = start.min(pm.capacity);
-                        let plen = leaf_span.min(pm.capacity - pstart);
-                        let pexpect = plen.div_ceil(u64::from(chunk_size)) as usize;
-                        let mut l = load_leaf(&repo, pid, pexpect).await?;
-                        l.chunks.truncate(expect);
-                        Some(l)
-                    }
-                    _ => None,
-                };
-                let job = LeafJob {
-                    file,
-                    path,
-                    regular,
-                    start,
-                    len,
-                    chunk_size,
-                    parent,
-                };
-                let (w2, t2, r2) = (writer.clone(), tx.clone(), repo.clone());
-                let leaf =
-                    cpu(move || process_leaf(&job, &r2, &w2, &t2, &progress, &cancel)).await??;
-                if leaf.chunks.iter().all(|c| *c == VolChunk::Zero) {
-                    return Ok(None);
-                }
-                store_node(&writer, &tx, &repo, &VolumeNode::Leaf(leaf))
-                    .await
-                    .map(Some)
-            }
-        })
+        .map(|i| vb.clone().leaf(i))
         .buffered(LEAF_CONCURRENCY)
         .try_collect()
         .await;
+    drop(vb);
     let top = match leaves {
         Ok(l) => build_levels(&session.writer, &session.tx, repo, l, map.height).await,
         Err(e) => Err(e),
