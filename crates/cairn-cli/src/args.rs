@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 
 /// Encrypted, deduplicated, incremental backups of volumes, file trees and streams.
 #[derive(Debug, Parser)]
-#[command(name = "cairn", version, about, propagate_version = true)]
+#[command(name = "cairn", version, propagate_version = true)]
 pub(crate) struct Cli {
     #[command(flatten)]
     pub(crate) global: GlobalArgs,
@@ -19,10 +19,21 @@ pub(crate) struct Cli {
 pub(crate) struct GlobalArgs {
     /// Repository location: a path (local disk, NFS mount). Default: the embedded repository
     /// in the user's data directory.
-    #[arg(long, short = 'r', global = true, env = "CAIRN_REPOSITORY")]
+    #[arg(
+        long,
+        short = 'r',
+        global = true,
+        env = "CAIRN_REPOSITORY",
+        hide_env_values = true
+    )]
     pub(crate) repo: Option<String>,
     /// Read the passphrase from this file (else CAIRN_PASSWORD, else a prompt on a terminal).
-    #[arg(long, global = true, env = "CAIRN_PASSWORD_FILE")]
+    #[arg(
+        long,
+        global = true,
+        env = "CAIRN_PASSWORD_FILE",
+        hide_env_values = true
+    )]
     pub(crate) password_file: Option<PathBuf>,
     /// Machine-readable JSON output on stdout.
     #[arg(long, global = true)]

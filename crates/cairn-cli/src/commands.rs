@@ -27,20 +27,62 @@ pub(crate) async fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatu
 }
 
 /// A token cancelled by the first Ctrl-C; a second one exits at once.
+///
+/// The handler is registered before this returns: `tokio::signal::ctrl_c()` only registers
+/// when the spawned task first runs, and a Ctrl-C before that killed the process with the
+/// default disposition instead of stopping cleanly.
 pub(crate) fn cancel_on_ctrl_c(printer: &Printer) -> CancellationToken {
     let token = CancellationToken::new();
+    let mut interrupts = match Interrupts::register() {
+        Ok(i) => i,
+        Err(e) => {
+            printer.warn(&format!("cannot handle Ctrl-C: {e}"));
+            return token;
+        }
+    };
     let t = token.clone();
     let p = printer.clone();
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
+        if interrupts.next().await {
             p.info("interrupted: finishing uploads of what was read, then stopping (Ctrl-C again to abort at once)");
             t.cancel();
-            if tokio::signal::ctrl_c().await.is_ok() {
+            if interrupts.next().await {
                 std::process::exit(130);
             }
         }
     });
     token
+}
+
+/// SIGINT (Ctrl-C), registered eagerly.
+#[cfg(unix)]
+struct Interrupts(tokio::signal::unix::Signal);
+
+#[cfg(unix)]
+impl Interrupts {
+    fn register() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        signal(SignalKind::interrupt()).map(Self)
+    }
+
+    async fn next(&mut self) -> bool {
+        self.0.recv().await.is_some()
+    }
+}
+
+/// Ctrl-C, registered eagerly.
+#[cfg(windows)]
+struct Interrupts(tokio::signal::windows::CtrlC);
+
+#[cfg(windows)]
+impl Interrupts {
+    fn register() -> std::io::Result<Self> {
+        tokio::signal::windows::ctrl_c().map(Self)
+    }
+
+    async fn next(&mut self) -> bool {
+        self.0.recv().await.is_some()
+    }
 }
 
 impl From<&FilterArgs> for SnapshotFilter {

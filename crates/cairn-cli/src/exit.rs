@@ -34,16 +34,34 @@ impl From<ExitStatus> for ExitCode {
 /// success.
 pub(crate) fn report(printer: &Printer, err: &anyhow::Error) -> ExitStatus {
     for cause in err.chain() {
-        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::BrokenPipe {
-                return ExitStatus::Success;
-            }
+        if let Some(io) = cause.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::BrokenPipe
+        {
+            return ExitStatus::Success;
         }
         if let Some(RepoError::Interrupted) = cause.downcast_ref::<RepoError>() {
             printer.error("interrupted; the repository is consistent (nothing of this run is visible as a snapshot)");
             return ExitStatus::Interrupted;
         }
     }
-    printer.error(&format!("{err:#}"));
+    printer.error(&message(err));
     ExitStatus::Error
+}
+
+/// The error and its causes, `: `-separated like `{err:#}`, but without a cause whose text
+/// its parent's message already ends with (errors that both print and expose their source
+/// read "stat x: No such file or directory: No such file or directory" otherwise).
+fn message(err: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if msg.ends_with(&text) {
+            continue;
+        }
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&text);
+    }
+    msg
 }

@@ -18,6 +18,10 @@ pub(crate) struct Printer {
 /// Version of the JSON output schema.
 pub(crate) const JSON_SCHEMA: u32 = 1;
 
+#[allow(
+    clippy::unused_self,
+    reason = "all output goes through the printer, also output no setting changes"
+)]
 impl Printer {
     pub(crate) fn new(g: &GlobalArgs) -> Self {
         Self {

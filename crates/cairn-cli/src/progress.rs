@@ -37,6 +37,7 @@ pub(crate) fn for_run(printer: &Printer, op: &'static str) -> DynProgress {
 }
 
 /// A terminal progress bar: bytes, items, rate, ETA.
+#[allow(clippy::struct_field_names, reason = "the indicatif bar")]
 struct Bar {
     bar: ProgressBar,
     items: AtomicU64,
