@@ -5,7 +5,7 @@ use bytes::Bytes;
 use cairn_crypto::{KdfParams, Kek, MasterKey};
 use cairn_format::{Id, KdfSpec, KeyFile, layout};
 use cairn_storage::DynStorage;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 
 use crate::{Error, Repository, Result};
 
@@ -69,26 +69,38 @@ pub(crate) async fn write_key(
 
 /// Reads every key file.
 pub(crate) async fn read_keys(storage: &DynStorage) -> Result<Vec<(Id, KeyFile)>> {
+    read_each_key(storage)
+        .await?
+        .into_iter()
+        .map(|(id, k)| k.map(|k| (id, k)))
+        .collect()
+}
+
+/// Reads every key file, with a result for each: one damaged key file must not keep the
+/// others from opening the repository.
+async fn read_each_key(storage: &DynStorage) -> Result<Vec<(Id, Result<KeyFile>)>> {
     let entries = storage.list(layout::KEYS).await?;
-    futures::stream::iter(entries)
+    Ok(futures::stream::iter(entries)
         .filter_map(|e| async move { e.path.rsplit('/').next().and_then(|n| n.parse::<Id>().ok()) })
         .map(|id| async move {
-            let bytes = storage
-                .read(&layout::object_path(layout::KEYS, &id))
-                .await?;
-            if blake3::hash(&bytes).as_bytes() != &id.0 {
-                return Err(Error::corrupt(
-                    format!("key {}", id.short()),
-                    "content does not match its name",
-                ));
-            }
-            let k = KeyFile::from_bytes(&bytes)
-                .map_err(|e| Error::format(format!("key {}", id.short()), e))?;
-            Ok((id, k))
+            let read = async {
+                let bytes = storage
+                    .read(&layout::object_path(layout::KEYS, &id))
+                    .await?;
+                if blake3::hash(&bytes).as_bytes() != &id.0 {
+                    return Err(Error::corrupt(
+                        format!("key {}", id.short()),
+                        "content does not match its name",
+                    ));
+                }
+                KeyFile::from_bytes(&bytes)
+                    .map_err(|e| Error::format(format!("key {}", id.short()), e))
+            };
+            (id, read.await)
         })
         .buffer_unordered(8)
-        .try_collect()
-        .await
+        .collect()
+        .await)
 }
 
 fn try_key(file: &KeyFile, passphrase: &[u8]) -> Result<Option<MasterKey>> {
@@ -106,8 +118,19 @@ fn try_key(file: &KeyFile, passphrase: &[u8]) -> Result<Option<MasterKey>> {
 
 /// Finds the key file that opens with `passphrase`.
 pub(crate) async fn unlock(storage: &DynStorage, passphrase: &[u8]) -> Result<(MasterKey, Id)> {
-    let keys = read_keys(storage).await?;
-    if keys.is_empty() {
+    let mut keys = Vec::new();
+    let mut damaged = Vec::new();
+    for (id, k) in read_each_key(storage).await? {
+        match k {
+            Ok(k) => keys.push((id, k)),
+            Err(e) if e.is_corruption() => {
+                tracing::warn!(key = %id.short(), error = %e, "skipping damaged key file");
+                damaged.push(e.to_string());
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if keys.is_empty() && damaged.is_empty() {
         return Err(Error::corrupt("repository", "it has no key files"));
     }
     let pass = zeroize::Zeroizing::new(passphrase.to_vec());
@@ -125,9 +148,20 @@ pub(crate) async fn unlock(storage: &DynStorage, passphrase: &[u8]) -> Result<(M
     })
     .await
     .map_err(|e| Error::Internal(e.to_string()))??;
-    found.ok_or_else(|| Error::WrongPassphrase {
-        location: storage.location().to_string(),
-    })
+    match found {
+        Some(k) => Ok(k),
+        // The passphrase may belong to a damaged key: say so rather than "wrong passphrase".
+        None if !damaged.is_empty() => Err(Error::corrupt(
+            "key files",
+            format!(
+                "no intact key opens with this passphrase, and some are damaged: {}",
+                damaged.join("; ")
+            ),
+        )),
+        None => Err(Error::WrongPassphrase {
+            location: storage.location().to_string(),
+        }),
+    }
 }
 
 /// A key file as listed to users.

@@ -160,12 +160,15 @@ async fn restore_node(
         } else {
             target.to_path_buf()
         };
-        if let Ok(md) = std::fs::symlink_metadata(&dest)
-            && !opts.overwrite
-            && (md.len() > 0 || !md.is_file())
-        {
-            return Err(Error::TargetNotEmpty(dest));
+        let mut opts = opts.clone();
+        if let Ok(md) = std::fs::symlink_metadata(&dest) {
+            if !opts.overwrite && (md.len() > 0 || !md.is_file()) {
+                return Err(Error::TargetNotEmpty(dest));
+            }
+            // An existing empty file is accepted as the target: fill it in place.
+            opts.overwrite = true;
         }
+        let opts = &opts;
         let mut plan = Plan {
             dirs: Vec::new(),
             files: Vec::new(),

@@ -109,18 +109,35 @@ impl Repository {
     }
 
     /// The newest snapshot with this source identity and host: the parent of the next backup.
+    /// Damaged snapshots are skipped with a warning: the parent only saves reading, so one
+    /// damaged snapshot must not stop every later backup.
     ///
     /// # Errors
     /// Storage errors.
     pub async fn find_parent(&self, identity: &str) -> Result<Option<(Id, Snapshot)>> {
-        let f = SnapshotFilter {
-            sources: vec![identity.to_string()],
-            ..SnapshotFilter::default()
-        };
-        Ok(self
-            .snapshots(&f)
-            .await?
-            .into_iter()
-            .rfind(|(_, s)| s.source.identity == identity))
+        let ids = self.list_ids(layout::SNAPSHOTS).await?;
+        let loaded: Vec<(Id, Result<Snapshot>)> = futures::stream::iter(ids)
+            .map(|id| async move { (id, self.load_snapshot(&id).await) })
+            .buffer_unordered(LOAD_CONCURRENCY)
+            .collect()
+            .await;
+        let mut found: Option<(Id, Snapshot)> = None;
+        for (id, s) in loaded {
+            let s = match s {
+                Ok(s) => s,
+                Err(e) if e.is_corruption() => {
+                    tracing::warn!(snapshot = %id.short(), error = %e, "skipping damaged snapshot");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let newer = found
+                .as_ref()
+                .is_none_or(|(fid, f)| (&s.time, &id) > (&f.time, fid));
+            if s.source.identity == identity && newer {
+                found = Some((id, s));
+            }
+        }
+        Ok(found)
     }
 }
