@@ -20,6 +20,10 @@
     clippy::expect_used,
     clippy::panic,
     clippy::too_many_lines,
+    clippy::cast_possible_wrap,
+    clippy::many_single_char_names,
+    clippy::unnecessary_debug_formatting,
+    clippy::print_stderr,
     missing_docs,
     unreachable_pub,
     reason = "test code: a failed expectation is a test failure"

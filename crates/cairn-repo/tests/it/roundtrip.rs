@@ -57,7 +57,7 @@ fn build_every_kind(root: &Path) {
         use rustix::fs::{CWD, FileType, Mode, mknodat};
         mknodat(
             CWD,
-            &root.join("null"),
+            root.join("null"),
             FileType::CharacterDevice,
             Mode::from_raw_mode(0o666),
             rustix::fs::makedev(1, 3),

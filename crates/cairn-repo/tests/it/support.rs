@@ -390,11 +390,11 @@ impl Comparison {
                     }
                 }
             }
-            if let Some(prev) = self.restored.insert(dm.ino(), key) {
-                if prev != key {
-                    self.diffs
-                        .push(format!("{r}: restored as a hard link of an unrelated file"));
-                }
+            if let Some(prev) = self.restored.insert(dm.ino(), key)
+                && prev != key
+            {
+                self.diffs
+                    .push(format!("{r}: restored as a hard link of an unrelated file"));
             }
         }
         if sft.is_symlink() {
