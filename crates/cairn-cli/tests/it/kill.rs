@@ -136,6 +136,35 @@ fn verify_restore(ctx: &TestContext, id: &str, expected: &Manifest, why: &str) {
     }
 }
 
+/// Committed snapshots: id → manifest of the tree it was taken of, and the order.
+#[derive(Default)]
+struct Committed {
+    expected: BTreeMap<String, Manifest>,
+    order: Vec<String>,
+}
+
+impl Committed {
+    fn insert(&mut self, id: String, state: Manifest) {
+        assert!(!self.expected.contains_key(&id), "{id} is not new");
+        self.expected.insert(id.clone(), state);
+        self.order.push(id);
+    }
+
+    /// Runs a backup to completion and records its snapshot.
+    fn backup(&mut self, ctx: &TestContext, state: Manifest) {
+        let out = run_ok(&mut backup_cmd(ctx));
+        self.insert(
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            state,
+        );
+        assert_eq!(snapshot_ids(ctx).len(), self.expected.len());
+    }
+
+    fn verify(&self, ctx: &TestContext, id: &str, why: &str) {
+        verify_restore(ctx, id, &self.expected[id], why);
+    }
+}
+
 #[test]
 fn kill_9_during_backup() {
     let seed = seed();
@@ -147,27 +176,27 @@ fn kill_9_during_backup() {
     let tree = ctx.root.join("tree");
     make_tree(&tree, &mut rng);
 
-    // Snapshot id → manifest of the tree it was taken of.
-    let mut expected: BTreeMap<String, Manifest> = BTreeMap::new();
-    let mut order: Vec<String> = Vec::new();
+    let mut committed = Committed::default();
 
     // One full backup, then one incremental after a round of changes, timed: the delay
-    // before each kill is drawn from 0 to 1.2 times the incremental one, the kind of backup
-    // the kills hit.
+    // before each kill is drawn from 0 to the longer of the two. Killed backups leave their
+    // changes to the next one, which grows until one completes, so this mixes early kills,
+    // kills while packs are written, and completed backups.
     let mut durations = Vec::new();
     for round in 0..2 {
         if round > 0 {
             mutate(&tree, &mut rng, 1000 + round);
         }
-        let state = manifest(&tree);
         let started = Instant::now();
-        let out = run_ok(&mut backup_cmd(&ctx));
+        committed.backup(&ctx, manifest(&tree));
         durations.push(started.elapsed());
-        let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        expected.insert(id.clone(), state);
-        order.push(id);
     }
-    let window = (durations[1] * 6 / 5).max(Duration::from_millis(20));
+    let window = durations
+        .iter()
+        .max()
+        .copied()
+        .unwrap_or_default()
+        .max(Duration::from_millis(20));
     eprintln!("backup durations (full, incremental) {durations:?}; kill window {window:?}");
 
     let (mut killed, mut completed, mut committed_before_kill) = (0, 0, 0);
@@ -194,48 +223,55 @@ fn kill_9_during_backup() {
         // The repository must open and list after every kill; any snapshot that appeared
         // was taken of this round's tree (the tree only changes between rounds).
         let ids = snapshot_ids(&ctx);
-        for id in &ids {
-            if !expected.contains_key(id) {
-                if !out.status.success() {
-                    committed_before_kill += 1;
-                }
-                expected.insert(id.clone(), state.clone());
-                order.push(id.clone());
+        let new: Vec<String> = ids
+            .iter()
+            .filter(|id| !committed.expected.contains_key(*id))
+            .cloned()
+            .collect();
+        for id in new {
+            if !out.status.success() {
+                committed_before_kill += 1;
             }
+            committed.insert(id, state.clone());
         }
         assert_eq!(
             ids.len(),
-            expected.len(),
+            committed.expected.len(),
             "round {round}: snapshots disappeared"
         );
         if out.status.success() {
             let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            assert!(expected.contains_key(&id), "round {round}: {id} not listed");
+            assert!(ids.contains(&id), "round {round}: {id} not listed");
+        }
+
+        // Every 5 rounds, also a backup left to finish (killed backups leave their work to
+        // the next one, so without these few would finish): committed snapshots to verify.
+        if (round + 1) % 5 == 0 {
+            committed.backup(&ctx, state.clone());
         }
 
         if (round + 1) % 10 == 0 {
             // The first, the latest and one drawn at random.
-            let first = order[0].clone();
-            let last = order[order.len() - 1].clone();
-            let other = order[rng.below(order.len() as u64) as usize].clone();
-            for (id, why) in [(first, "first"), (last, "latest"), (other, "random")] {
-                verify_restore(&ctx, &id, &expected[&id], why);
+            let order = &committed.order;
+            let other = &order[rng.below(order.len() as u64) as usize];
+            for (id, why) in [
+                (&order[0], "first"),
+                (&order[order.len() - 1], "latest"),
+                (other, "random"),
+            ] {
+                committed.verify(&ctx, id, why);
             }
         }
     }
     eprintln!(
-        "{ROUNDS} rounds: {killed} killed ({committed_before_kill} of them after committing), {completed} completed"
+        "{ROUNDS} rounds: {killed} killed ({committed_before_kill} of them after committing), {completed} completed before the kill; {} snapshots",
+        committed.expected.len()
     );
 
     // A final backup completes, and every snapshot restores bit-identically.
     mutate(&tree, &mut rng, ROUNDS);
-    let state = manifest(&tree);
-    let out = run_ok(&mut backup_cmd(&ctx));
-    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    expected.insert(id.clone(), state);
-    order.push(id);
-    assert_eq!(snapshot_ids(&ctx).len(), expected.len());
-    for id in &order {
-        verify_restore(&ctx, id, &expected[id], "final check");
+    committed.backup(&ctx, manifest(&tree));
+    for id in &committed.order {
+        committed.verify(&ctx, id, "final check");
     }
 }
