@@ -126,7 +126,7 @@ impl Repository {
 /// Largest gap between two blobs of one pack read in one request.
 const COALESCE_GAP: u64 = 256 * 1024;
 /// Largest single coalesced read.
-const COALESCE_MAX: u64 = 16 * 1024 * 1024;
+const COALESCE_MAX: u64 = 4 * 1024 * 1024;
 /// Coalesced reads in flight for one call.
 const READ_CONCURRENCY: usize = 4;
 

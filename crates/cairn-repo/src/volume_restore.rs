@@ -80,7 +80,11 @@ struct LeafTarget {
     chunk_size: u64,
 }
 
-/// Fetches a leaf's blobs in coalesced reads and writes its chunks.
+/// Chunks of a leaf fetched and written at once (16 MiB at the default chunk size): bounds
+/// memory to a few windows however large the leaf.
+const WINDOW_CHUNKS: usize = 256;
+
+/// Fetches a leaf's blobs in coalesced reads, window by window, and writes its chunks.
 async fn restore_leaf(
     repo: &Repository,
     index: &crate::Index,
@@ -89,32 +93,44 @@ async fn restore_leaf(
 ) -> Result<u64> {
     let n = t.len.div_ceil(t.chunk_size) as usize;
     let leaf = load_leaf(repo, lid, n).await?;
-    let mut ids: Vec<Id> = Vec::new();
-    for c in &leaf.chunks {
-        match c {
-            VolChunk::Data(id) => ids.push(*id),
-            VolChunk::Patched { base, patches } => {
-                ids.extend(base.iter().copied());
-                ids.extend(patches.iter().map(|p| p.id));
+    let t = Arc::new(t);
+    let mut written = 0;
+    for (w, chunks) in leaf.chunks.chunks(WINDOW_CHUNKS).enumerate() {
+        let mut ids: Vec<Id> = Vec::new();
+        for c in chunks {
+            match c {
+                VolChunk::Data(id) => ids.push(*id),
+                VolChunk::Patched { base, patches } => {
+                    ids.extend(base.iter().copied());
+                    ids.extend(patches.iter().map(|p| p.id));
+                }
+                VolChunk::Zero => {}
             }
-            VolChunk::Zero => {}
         }
-    }
-    let at = format!("volume offset {}", t.start);
-    let locs: Vec<BlobLocation> = ids
-        .iter()
-        .map(|id| {
-            index.get(id).ok_or_else(|| {
-                Error::corrupt(format!("blob {}", id.short()), "missing from the index")
+        let first = (w * WINDOW_CHUNKS) as u64;
+        let at = format!("volume offset {}", t.start + first * t.chunk_size);
+        let locs: Vec<BlobLocation> = ids
+            .iter()
+            .map(|id| {
+                index.get(id).ok_or_else(|| {
+                    Error::corrupt(format!("blob {}", id.short()), "missing from the index")
+                })
             })
-        })
-        .collect::<Result<_>>()
-        .map_err(|e| e.within(&at))?;
-    let sealed = fetch_coalesced(repo, &locs)
-        .await
-        .map_err(|e| e.within(&at))?;
-    let key = repo.key().clone();
-    cpu(move || write_leaf(&key, &leaf, &ids, &sealed, &t)).await?
+            .collect::<Result<_>>()
+            .map_err(|e| e.within(&at))?;
+        let sealed = fetch_coalesced(repo, &locs)
+            .await
+            .map_err(|e| e.within(&at))?;
+        let (key, t2, window) = (
+            repo.key().clone(),
+            t.clone(),
+            VolumeLeaf {
+                chunks: chunks.to_vec(),
+            },
+        );
+        written += cpu(move || write_leaf(&key, &window, first, &ids, &sealed, &t2)).await??;
+    }
+    Ok(written)
 }
 
 /// Restores a volume snapshot to `target`.
@@ -176,9 +192,11 @@ pub(crate) async fn restore_volume(
     Ok(outcome)
 }
 
+/// Writes `leaf.chunks`: the chunks of the target leaf from index `first` on.
 fn write_leaf(
     key: &cairn_crypto::MasterKey,
     leaf: &VolumeLeaf,
+    first: u64,
     ids: &[Id],
     sealed: &[Bytes],
     t: &LeafTarget,
@@ -198,7 +216,7 @@ fn write_leaf(
     let zeros = vec![0u8; cs as usize];
     let mut written = 0;
     for (i, c) in leaf.chunks.iter().enumerate() {
-        let off = start + i as u64 * cs;
+        let off = start + (first + i as u64) * cs;
         let clen = cs.min(start + len - off) as usize;
         let data: Option<Vec<u8>> = match c {
             VolChunk::Zero => None,
