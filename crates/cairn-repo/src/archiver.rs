@@ -67,7 +67,7 @@ struct SubDir {
 
 impl Archiver {
     fn warn(&self, msg: &str) {
-        tracing::warn!("{msg}");
+        tracing::debug!("{msg}");
         self.progress.warn(msg);
         self.stats.errors.fetch_add(1, Ordering::Relaxed);
     }
@@ -201,16 +201,22 @@ impl Archiver {
                 if node.kind == NodeKind::Dir {
                     self.stats.dirs.fetch_add(1, Ordering::Relaxed);
                     let mut node = node;
-                    match read_xattrs(&path) {
-                        Ok(x) => node.xattrs = x,
-                        Err(e) => {
-                            self.warn(&format!("cannot read xattrs of {}: {e}", path.display()));
-                        }
-                    }
                     // Reading a directory updates its atime; keep the parent's when nothing
-                    // else changed, so an unchanged directory keeps its tree id.
-                    if let Some(o) = old.filter(|o| unchanged(o, &node)) {
+                    // else changed, so an unchanged directory keeps its tree id. Its xattrs
+                    // are unchanged too (changing them moves ctime).
+                    if let Some(o) = old.filter(|o| !self.full && unchanged(o, &node)) {
                         node.atime_ns = o.atime_ns;
+                        node.xattrs.clone_from(&o.xattrs);
+                    } else {
+                        match read_xattrs(&path) {
+                            Ok(x) => node.xattrs = x,
+                            Err(e) => {
+                                self.warn(&format!(
+                                    "cannot read xattrs of {}: {e}",
+                                    path.display()
+                                ));
+                            }
+                        }
                     }
                     // Provisional: the real subtree id is filled in after the recursion.
                     node.subtree = old
