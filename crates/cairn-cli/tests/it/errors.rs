@@ -187,7 +187,6 @@ fn unreadable_file_exits_1() {
       2 files, 1 dirs, 9 B read; 20 B in total
       added [SIZE] (2 blobs), stored [SIZE] after compression and encryption, in [ELAPSED]
     ----- stderr -----
-    [TIME]  WARN cannot open [TMP]/tree/secret.txt: Permission denied (os error 13); stored as empty
     warning: cannot open [TMP]/tree/secret.txt: Permission denied (os error 13); stored as empty
     warning: 1 entries could not be read (see warnings above)
     ");
@@ -208,7 +207,6 @@ fn unreadable_file_exits_1() {
     {"bytes_done":9,"bytes_total":null,"elapsed_seconds":"[ELAPSED]","items_done":2,"operation":"backup","schema":1,"type":"end"}
     {"operation":"backup","parent":"[ID]","schema":1,"snapshot":"[ID]","source":{"identity":"tree:testhost:[TMP]/tree","kind":"tree","paths":["[TMP]/tree"]},"summary":{"blobs_added":0,"bytes_added":0,"bytes_read":0,"bytes_stored":0,"dirs":1,"duration_ms":"[ELAPSED]","errors":1,"files":2,"files_read":0,"total_bytes":20},"type":"summary"}
     ----- stderr -----
-    [TIME]  WARN cannot open [TMP]/tree/secret.txt: Permission denied (os error 13); stored as empty
     warning: cannot open [TMP]/tree/secret.txt: Permission denied (os error 13); stored as empty
     "#);
     assert_eq!(out.status.code(), Some(1));
