@@ -23,7 +23,7 @@ impl Id {
         hex::encode(&self.0[..4])
     }
 
-    /// The unkeyed BLAKE3-free content id is computed by the caller; this wraps raw bytes.
+    /// Wraps 32 raw bytes (a hash the caller computed).
     pub fn from_bytes(b: [u8; 32]) -> Self {
         Self(b)
     }

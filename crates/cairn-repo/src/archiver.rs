@@ -371,7 +371,7 @@ impl Archiver {
         Ok((extents, total))
     }
 
-    /// Chunks `len` bytes (or to EOF if the file grew... no: exactly up to `len`) from the
+    /// Chunks at most `len` bytes (a file that grew is read only up to its stat size) from the
     /// current position. Returns the bytes read.
     fn region_content(
         &self,

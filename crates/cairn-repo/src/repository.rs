@@ -241,11 +241,6 @@ impl Repository {
         Ok(index)
     }
 
-    /// Forgets the cached index (after a backup added to it).
-    pub fn invalidate_index(&mut self) {
-        *self.index.get_mut() = None;
-    }
-
     /// Forgets the cached index through a shared handle: a backup calls this once its packs
     /// and index files are written (or its upload failed), so later backups dedupe against
     /// them and restores find them.

@@ -47,19 +47,18 @@ impl OpenPack {
 
     fn finish(self, key: &MasterKey) -> Result<FinishedPack> {
         let OpenPack { mut buf, blobs } = self;
-        let trailer = PackTrailer { blobs }
+        let trailer = PackTrailer { blobs };
+        let encoded = trailer
             .to_bytes()
             .map_err(|e| Error::Internal(e.to_string()))?;
         let start = buf.len();
-        cairn_crypto::seal_into(key, &object_aad("pack trailer"), &trailer, &mut buf)
+        cairn_crypto::seal_into(key, &object_aad("pack trailer"), &encoded, &mut buf)
             .map_err(|e| Error::Internal(e.to_string()))?;
         let sealed_len = u32::try_from(buf.len() - start)
             .map_err(|_| Error::Internal("pack trailer too large".into()))?;
         buf.extend_from_slice(&pack_footer(sealed_len));
         let id = Id(*blake3::hash(&buf).as_bytes());
-        let blobs = PackTrailer::from_bytes(&trailer, start as u64)
-            .map(|t| t.blobs)
-            .map_err(|e| Error::Internal(e.to_string()))?;
+        let blobs = trailer.blobs;
         Ok(FinishedPack {
             id,
             bytes: Bytes::from(buf),
