@@ -13,6 +13,19 @@ step "tools"
 command -v cargo-nextest >/dev/null 2>&1 || cargo install --locked cargo-nextest
 command -v mkfs.ext4 >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq e2fsprogs >/dev/null; }
 
+# Servers and packages the tests need. Each scripts/ci.d/*.sh is sourced in order: it installs
+# what it needs (cached under $CACHE), starts its servers on loopback, exports the environment
+# variables its tests read, and appends the servers' PIDs to CI_PIDS so they stop on exit.
+CI_PIDS=()
+cleanup() { for pid in "${CI_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; }
+trap cleanup EXIT
+for setup in scripts/ci.d/*.sh; do
+  [ -e "$setup" ] || continue
+  step "setup ${setup##*/}"
+  # shellcheck source=/dev/null
+  source "$setup"
+done
+
 step "fmt"
 cargo fmt --all -- --check
 
