@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+# Tests that need a server fail (instead of skipping) when it is missing.
+export CAIRN_CI=1
 CACHE=${CAIRN_CI_CACHE:-$HOME/.cache/cairn-ci}
 mkdir -p "$CACHE"
 
