@@ -1,0 +1,1 @@
+//! Application-consistency hooks: commands run in pods before and after volume snapshots.
