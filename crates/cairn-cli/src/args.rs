@@ -68,6 +68,9 @@ pub(crate) enum Command {
     /// Manage the passphrases (keys) of a repository.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Kubernetes applications: back up, restore, list, describe.
+    #[command(subcommand)]
+    App(AppCommand),
 }
 
 /// Cost of deriving a key from a passphrase.
@@ -202,4 +205,130 @@ pub(crate) struct NewKeyArgs {
     pub(crate) new_password_file: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) kdf: KdfArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AppCommand {
+    /// Back up a Kubernetes application: its resources and (with --with-data) its PVCs' data.
+    Backup(AppBackupArgs),
+    /// Restore an application backup into the current cluster.
+    Restore(AppRestoreArgs),
+    /// List application backups.
+    List {
+        /// Only backups of this application.
+        name: Option<String>,
+    },
+    /// Show what an application backup holds, what it skipped and why.
+    Describe {
+        /// Snapshot id (or prefix) or application name (its newest backup).
+        backup: String,
+    },
+}
+
+/// How volume data is moved (Jobs running `cairn` in the cluster).
+#[derive(Debug, Args)]
+pub(crate) struct MoverArgs {
+    /// Image of the data mover Jobs (must contain `cairn`).
+    #[arg(long, default_value = "ghcr.io/cairn-backup/cairn:latest")]
+    pub(crate) mover_image: String,
+    /// Secret, in each application namespace, with CAIRN_REPOSITORY and CAIRN_PASSWORD.
+    #[arg(long)]
+    pub(crate) repo_secret: Option<String>,
+    /// VolumeSnapshotClass (the cluster's default if unset).
+    #[arg(long)]
+    pub(crate) snapshot_class: Option<String>,
+    /// Data movers running at a time.
+    #[arg(long, default_value_t = 4)]
+    pub(crate) parallel: usize,
+    /// Seconds to wait for a snapshot, a Job or a CRD.
+    #[arg(long = "timeout", default_value_t = 600)]
+    pub(crate) timeout_secs: u64,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AppBackupArgs {
+    /// The application's name.
+    pub(crate) name: String,
+    /// Namespace to back up (repeatable).
+    #[arg(long = "namespace", short = 'n')]
+    pub(crate) namespaces: Vec<String>,
+    /// Label selector (repeatable: an object is selected if any matches).
+    #[arg(long = "selector", short = 'l')]
+    pub(crate) selectors: Vec<String>,
+    /// Only these kinds (repeatable).
+    #[arg(long = "include-kind")]
+    pub(crate) include_kinds: Vec<String>,
+    /// Never these kinds (repeatable).
+    #[arg(long = "exclude-kind")]
+    pub(crate) exclude_kinds: Vec<String>,
+    /// Leave out CRDs, PVs, storage classes and cluster roles the application depends on.
+    #[arg(long)]
+    pub(crate) no_cluster_dependencies: bool,
+    /// Also back up the PVCs' data through data mover Jobs.
+    #[arg(long)]
+    pub(crate) with_data: bool,
+    /// Copy from the live PVCs instead of CSI snapshots.
+    #[arg(long, requires = "with_data")]
+    pub(crate) pod_copy: bool,
+    #[command(flatten)]
+    pub(crate) mover: MoverArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AppRestoreArgs {
+    /// Snapshot id (or prefix) or application name (its newest backup).
+    pub(crate) backup: String,
+    /// OLD=NEW namespace (repeatable).
+    #[arg(long)]
+    pub(crate) namespace_map: Vec<String>,
+    /// OLD=NEW storage class (repeatable).
+    #[arg(long)]
+    pub(crate) storage_class_map: Vec<String>,
+    /// OLD=NEW image prefix (repeatable).
+    #[arg(long)]
+    pub(crate) image_map: Vec<String>,
+    /// KEY=VALUE label set on every restored object (repeatable).
+    #[arg(long = "add-label")]
+    pub(crate) add_labels: Vec<String>,
+    /// JSON file of transforms (namespaceMap, patches …; see docs/kubernetes.md).
+    #[arg(long)]
+    pub(crate) transforms: Option<PathBuf>,
+    /// Clone: suffix making cluster-scoped names unique, with provenance labels.
+    #[arg(long = "clone")]
+    pub(crate) clone_suffix: Option<String>,
+    /// Objects that exist: skip, update or replace.
+    #[arg(long, default_value = "skip")]
+    pub(crate) existing: String,
+    /// Also delete selected objects that did not exist at backup time.
+    #[arg(long)]
+    pub(crate) rollback: bool,
+    /// Partial restore: only these kinds (repeatable).
+    #[arg(long = "only-kind")]
+    pub(crate) only_kinds: Vec<String>,
+    /// Partial restore: only these names (repeatable).
+    #[arg(long = "only-name")]
+    pub(crate) only_names: Vec<String>,
+    /// Partial restore: only objects matching this label selector.
+    #[arg(long)]
+    pub(crate) only_selector: Option<String>,
+    /// Restore PersistentVolumes too (instead of provisioning new ones).
+    #[arg(long)]
+    pub(crate) restore_pvs: bool,
+    /// Do not check that what a partial restore needs exists.
+    #[arg(long)]
+    pub(crate) no_dependency_check: bool,
+    /// Creation order, as kinds (`*` for the rest), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) order: Vec<String>,
+    /// Restore the PVCs' data too (workloads wait at zero replicas until it is in place).
+    #[arg(long)]
+    pub(crate) with_data: bool,
+    /// Restore data into the existing PVCs: scale their workloads to 0 and back.
+    #[arg(long, requires = "with_data")]
+    pub(crate) to_production: bool,
+    /// Print the objects that would be created, in order, and stop.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    #[command(flatten)]
+    pub(crate) mover: MoverArgs,
 }

@@ -1,5 +1,6 @@
 //! One module per subcommand; each `run` returns the exit status.
 
+mod app;
 mod backup;
 mod catalog;
 mod init;
@@ -23,6 +24,7 @@ pub(crate) async fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatu
         Command::Snapshots(a) => snapshots::run(g, &a, printer).await,
         Command::Catalog(a) => catalog::run(g, &a, printer).await,
         Command::Key(k) => key::run(g, k, printer).await,
+        Command::App(c) => app::run(g, c, printer).await,
     }
 }
 

@@ -1,0 +1,344 @@
+//! PVC data: back up through a CSI VolumeSnapshot (wait until ready, provision a temporary PVC
+//! from it, run a mover Job on that PVC, delete both whatever happens) or by a mover reading
+//! the live PVC next to its pod; restore by a mover writing a snapshot into a PVC. One mover per
+//! PVC, at most `parallel` at a time. The cairn snapshot a mover wrote is found in the
+//! repository by the run's tag and the volume's identity.
+
+use std::sync::Arc;
+
+use cairn_repo::{Repository, SnapshotFilter};
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use crate::cluster::Cluster;
+use crate::document::{VolumeBackup, VolumeMethod};
+use crate::error::{Error, Result};
+use crate::mover::{Direction, MoverSpec, RUN_LABEL, VolumeMode, run_job};
+use crate::object::{ObjectKey, at, str_at};
+use crate::restore::error_chain;
+use crate::wait::{self, WaitPolicy};
+
+/// Options of the volume step.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct VolumeOptions {
+    /// How to read the data.
+    pub method: VolumeMethod,
+    /// Mover image (with `cairn`).
+    pub image: String,
+    /// Secret with `CAIRN_REPOSITORY` and `CAIRN_PASSWORD`, in each application namespace.
+    pub repo_secret: String,
+    /// VolumeSnapshotClass (the cluster's default if `None`).
+    pub snapshot_class: Option<String>,
+    /// Movers at a time.
+    pub parallel: usize,
+    /// Waiting for snapshots and Jobs.
+    pub wait: WaitPolicy,
+    /// A unique id of this run (names temporary objects, tags the volume snapshots).
+    pub run_id: String,
+}
+
+impl VolumeOptions {
+    /// Options with the defaults: CSI snapshots, 4 movers, 5 minutes per wait.
+    pub fn new(image: &str, repo_secret: &str, run_id: &str) -> Self {
+        Self {
+            method: VolumeMethod::CsiSnapshot,
+            image: image.to_owned(),
+            repo_secret: repo_secret.to_owned(),
+            snapshot_class: None,
+            parallel: 4,
+            wait: WaitPolicy::default(),
+            run_id: run_id.to_owned(),
+        }
+    }
+
+    fn tag(&self) -> String {
+        format!("cairn-run={}", self.run_id)
+    }
+}
+
+/// Source identity of a PVC's data in an application.
+pub fn volume_identity(app: &str, namespace: &str, pvc: &str) -> String {
+    format!("app:{app}:pvc:{namespace}/{pvc}")
+}
+
+/// A DNS-1123 name of at most 63 characters.
+pub(crate) fn object_name(parts: &[&str]) -> String {
+    let s: String = parts
+        .join("-")
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    s.chars()
+        .take(63)
+        .collect::<String>()
+        .trim_end_matches('-')
+        .to_owned()
+}
+
+/// The VolumeSnapshot manifest for a PVC.
+pub fn snapshot_spec(
+    name: &str,
+    namespace: &str,
+    pvc: &str,
+    class: Option<&str>,
+    run: &str,
+) -> Value {
+    let mut spec = json!({"source": {"persistentVolumeClaimName": pvc}});
+    if let Some(c) = class {
+        spec["volumeSnapshotClassName"] = json!(c);
+    }
+    json!({
+        "apiVersion": "snapshot.storage.k8s.io/v1",
+        "kind": "VolumeSnapshot",
+        "metadata": {"name": name, "namespace": namespace, "labels": {RUN_LABEL: run}},
+        "spec": spec,
+    })
+}
+
+/// The temporary PVC provisioned from a snapshot of `source`.
+pub fn clone_pvc_spec(name: &str, source: &Value, snapshot: &str, size: &str, run: &str) -> Value {
+    let mut spec = json!({
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": size}},
+        "dataSource": {"apiGroup": "snapshot.storage.k8s.io", "kind": "VolumeSnapshot", "name": snapshot},
+    });
+    for f in ["storageClassName", "volumeMode"] {
+        if let Some(v) = at(source, &["spec", f]) {
+            spec[f] = v.clone();
+        }
+    }
+    json!({
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name, "namespace": str_at(source, &["metadata", "namespace"]), "labels": {RUN_LABEL: run}},
+        "spec": spec,
+    })
+}
+
+/// Backs up the data of every PVC, `parallel` at a time. Failures are recorded per volume.
+pub async fn backup_volumes(
+    cluster: &Cluster,
+    repo: &Arc<Repository>,
+    app: &str,
+    pvcs: &[Value],
+    opts: &VolumeOptions,
+) -> Vec<VolumeBackup> {
+    futures::stream::iter(pvcs)
+        .map(|pvc| backup_one(cluster, repo, app, pvc, opts))
+        .buffer_unordered(opts.parallel.max(1))
+        .collect()
+        .await
+}
+
+async fn backup_one(
+    cluster: &Cluster,
+    repo: &Arc<Repository>,
+    app: &str,
+    pvc: &Value,
+    opts: &VolumeOptions,
+) -> VolumeBackup {
+    let ns = str_at(pvc, &["metadata", "namespace"])
+        .unwrap_or_default()
+        .to_owned();
+    let name = str_at(pvc, &["metadata", "name"])
+        .unwrap_or_default()
+        .to_owned();
+    let mode = VolumeMode::of_pvc(pvc);
+    let mut out = VolumeBackup {
+        namespace: ns.clone(),
+        pvc: name.clone(),
+        method: opts.method,
+        volume_mode: if mode == VolumeMode::Block {
+            "Block"
+        } else {
+            "Filesystem"
+        }
+        .into(),
+        size: str_at(pvc, &["spec", "resources", "requests", "storage"]).map(str::to_owned),
+        snapshot: None,
+        error: None,
+    };
+    let identity = volume_identity(app, &ns, &name);
+    let mover = |pvc_name: &str| {
+        let mut m = MoverSpec::new(
+            &object_name(&["cairn", &opts.run_id, &name]),
+            &ns,
+            pvc_name,
+            mode,
+            Direction::Backup {
+                identity: identity.clone(),
+                tags: vec![opts.tag(), crate::store::APP_TAG.to_owned() + "-volume"],
+            },
+            &opts.image,
+            &opts.repo_secret,
+        );
+        m.labels.insert(RUN_LABEL.into(), opts.run_id.clone());
+        m
+    };
+    let moved = match opts.method {
+        VolumeMethod::CsiSnapshot => via_snapshot(cluster, pvc, &ns, &name, opts, &mover).await,
+        VolumeMethod::PodCopy => run_job(cluster, &mover(&name), opts.wait).await,
+        _ => Err(Error::invalid(
+            format!("volume {ns}/{name}"),
+            "this method is run by the caller",
+        )),
+    };
+    let found = match moved {
+        Ok(()) => find_volume_snapshot(repo, &identity, &opts.tag()).await,
+        Err(e) => Err(e),
+    };
+    match found {
+        Ok(id) => out.snapshot = Some(id),
+        Err(e) => out.error = Some(error_chain(&e)),
+    }
+    out
+}
+
+async fn via_snapshot(
+    cluster: &Cluster,
+    pvc: &Value,
+    ns: &str,
+    name: &str,
+    opts: &VolumeOptions,
+    mover: &dyn Fn(&str) -> MoverSpec,
+) -> Result<()> {
+    let snap_name = object_name(&["cairn", &opts.run_id, name]);
+    let snap = snapshot_spec(
+        &snap_name,
+        ns,
+        name,
+        opts.snapshot_class.as_deref(),
+        &opts.run_id,
+    );
+    let snap_key = crate::cluster::key_of(&snap)?;
+    let tmp_key = ObjectKey {
+        api_version: "v1".into(),
+        kind: "PersistentVolumeClaim".into(),
+        namespace: Some(ns.to_owned()),
+        name: snap_name.clone(),
+    };
+    let result = async {
+        cluster.create(&snap).await?;
+        let ready = wait_snapshot_ready(cluster, &snap_key, opts.wait).await?;
+        let size = str_at(&ready, &["status", "restoreSize"])
+            .or_else(|| str_at(pvc, &["spec", "resources", "requests", "storage"]))
+            .unwrap_or("1Gi")
+            .to_owned();
+        cluster
+            .create(&clone_pvc_spec(
+                &snap_name,
+                pvc,
+                &snap_name,
+                &size,
+                &opts.run_id,
+            ))
+            .await?;
+        run_job(cluster, &mover(&snap_name), opts.wait).await
+    }
+    .await;
+    // Temporary objects go whatever happened.
+    for k in [&tmp_key, &snap_key] {
+        if let Err(e) = cluster.delete(k).await {
+            tracing::warn!(object = %k, error = %e, "cleanup failed");
+        }
+    }
+    result
+}
+
+/// Waits until a VolumeSnapshot is `readyToUse`; returns it.
+///
+/// # Errors
+/// `Failed` when the snapshot reports an error, `Timeout`, `Kube`.
+pub async fn wait_snapshot_ready(
+    cluster: &Cluster,
+    key: &ObjectKey,
+    policy: WaitPolicy,
+) -> Result<Value> {
+    wait::until(&format!("{key} to be ready"), policy, || async {
+        let Some(s) = cluster.get(key).await? else {
+            return Err(Error::Failed {
+                what: key.to_string(),
+                reason: "the snapshot disappeared".into(),
+            });
+        };
+        if let Some(msg) = str_at(&s, &["status", "error", "message"]) {
+            return Err(Error::Failed {
+                what: key.to_string(),
+                reason: msg.to_owned(),
+            });
+        }
+        let ready = at(&s, &["status", "readyToUse"]).and_then(Value::as_bool) == Some(true);
+        Ok(ready.then_some(s))
+    })
+    .await
+}
+
+/// The id of the snapshot a mover wrote for `identity` in this run.
+async fn find_volume_snapshot(repo: &Repository, identity: &str, run_tag: &str) -> Result<String> {
+    let mut f = SnapshotFilter::default();
+    f.tags = vec![run_tag.to_owned()];
+    f.sources = vec![identity.to_owned()];
+    let found = repo
+        .snapshots(&f)
+        .await
+        .map_err(|e| Error::repo("finding the volume snapshot", e))?;
+    found
+        .last()
+        .map(|(id, _)| id.to_hex())
+        .ok_or_else(|| Error::Failed {
+            what: identity.to_owned(),
+            reason: "the mover finished but wrote no snapshot".into(),
+        })
+}
+
+/// Restores volume data into PVCs (already created, or existing in production): one mover
+/// per volume that has a snapshot, `parallel` at a time. `namespace_map` maps the backed-up
+/// namespaces. Returns `(namespace/pvc, error)` for each failure.
+pub async fn restore_volumes(
+    cluster: &Cluster,
+    volumes: &[VolumeBackup],
+    namespace_map: &std::collections::BTreeMap<String, String>,
+    opts: &VolumeOptions,
+) -> Vec<(String, String)> {
+    let jobs = volumes.iter().filter_map(|v| {
+        let snap = v.snapshot.clone()?;
+        let ns = namespace_map
+            .get(&v.namespace)
+            .cloned()
+            .unwrap_or_else(|| v.namespace.clone());
+        let mode = if v.volume_mode == "Block" {
+            VolumeMode::Block
+        } else {
+            VolumeMode::Filesystem
+        };
+        let mut m = MoverSpec::new(
+            &object_name(&["cairn-restore", &opts.run_id, &v.pvc]),
+            &ns,
+            &v.pvc,
+            mode,
+            Direction::Restore { snapshot: snap },
+            &opts.image,
+            &opts.repo_secret,
+        );
+        m.labels.insert(RUN_LABEL.into(), opts.run_id.clone());
+        Some(m)
+    });
+    futures::stream::iter(jobs)
+        .map(|m| async move {
+            let r = run_job(cluster, &m, opts.wait).await;
+            r.err()
+                .map(|e| (format!("{}/{}", m.namespace, m.pvc), error_chain(&e)))
+        })
+        .buffer_unordered(opts.parallel.max(1))
+        .filter_map(|x| async move { x })
+        .collect()
+        .await
+}
