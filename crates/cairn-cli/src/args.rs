@@ -70,7 +70,7 @@ pub(crate) enum Command {
     Key(KeyCommand),
     /// Kubernetes applications: back up, restore, list, describe.
     #[command(subcommand)]
-    App(AppCommand),
+    App(Box<AppCommand>),
 }
 
 /// Cost of deriving a key from a passphrase.
@@ -275,6 +275,7 @@ pub(crate) struct AppBackupArgs {
 }
 
 #[derive(Debug, Args)]
+#[allow(clippy::struct_excessive_bools, reason = "command-line switches")]
 pub(crate) struct AppRestoreArgs {
     /// Snapshot id (or prefix) or application name (its newest backup).
     pub(crate) backup: String,

@@ -24,7 +24,7 @@ pub(crate) async fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatu
         Command::Snapshots(a) => snapshots::run(g, &a, printer).await,
         Command::Catalog(a) => catalog::run(g, &a, printer).await,
         Command::Key(k) => key::run(g, k, printer).await,
-        Command::App(c) => app::run(g, c, printer).await,
+        Command::App(c) => app::run(g, *c, printer).await,
     }
 }
 

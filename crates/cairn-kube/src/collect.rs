@@ -52,24 +52,24 @@ pub async fn collect(cluster: &Cluster, sel: &Selection) -> Result<Collected> {
         .discovery()
         .has_group("groupsnapshot.storage.k8s.io");
     let mut candidates = Vec::new();
-    let mut namespaces = Vec::new();
+    let mut ns_objects = Vec::new();
     for (ar, caps) in cluster.listable() {
-        let namespaced = caps.scope == Scope::Namespaced;
+        let is_namespaced = caps.scope == Scope::Namespaced;
         out.cluster.resource_types.push(ResourceType {
             group: ar.group.clone(),
             version: ar.version.clone(),
             kind: ar.kind.clone(),
             plural: ar.plural.clone(),
-            namespaced,
+            namespaced: is_namespaced,
             custom: custom_groups.contains(&(ar.group.clone(), ar.kind.clone())),
         });
         if ar.group.is_empty() && ar.kind == "Namespace" {
             if sel.kind_selected(&ar.kind, &ar.plural, &ar.group) {
-                namespaces = cluster.list(&ar, None).await?;
+                ns_objects = cluster.list(&ar, None).await?;
             }
             continue;
         }
-        if !namespaced || !sel.kind_selected(&ar.kind, &ar.plural, &ar.group) {
+        if !is_namespaced || !sel.kind_selected(&ar.kind, &ar.plural, &ar.group) {
             continue;
         }
         if let Some(reason) = skip::type_reason(&ar.group, &ar.kind) {
@@ -115,7 +115,7 @@ pub async fn collect(cluster: &Cluster, sel: &Selection) -> Result<Collected> {
         .iter()
         .filter_map(|o| str_at(o, &["metadata", "namespace"]).map(str::to_owned))
         .collect();
-    for ns in namespaces {
+    for ns in ns_objects {
         let name = str_at(&ns, &["metadata", "name"])
             .unwrap_or_default()
             .to_owned();
@@ -124,23 +124,29 @@ pub async fn collect(cluster: &Cluster, sel: &Selection) -> Result<Collected> {
         }
     }
     if !sel.no_cluster_dependencies {
-        let objs = ClusterObjects {
-            crds,
-            pvs: cluster.list_kind("v1", "PersistentVolume", None).await?,
-            storage_classes: cluster
-                .list_kind("storage.k8s.io/v1", "StorageClass", None)
-                .await?,
-            cluster_roles: cluster
-                .list_kind("rbac.authorization.k8s.io/v1", "ClusterRole", None)
-                .await?,
-            cluster_role_bindings: cluster
-                .list_kind("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", None)
-                .await?,
-        };
-        for (obj, dep) in dependencies(&out.resources, &objs) {
-            out.resources.push(obj);
-            out.dependencies.push(dep);
-        }
+        add_dependencies(cluster, crds, &mut out).await?;
     }
     Ok(out)
+}
+
+/// Adds the cluster-scoped objects the collected ones depend on.
+async fn add_dependencies(cluster: &Cluster, crds: Vec<Value>, out: &mut Collected) -> Result<()> {
+    let objs = ClusterObjects {
+        crds,
+        pvs: cluster.list_kind("v1", "PersistentVolume", None).await?,
+        storage_classes: cluster
+            .list_kind("storage.k8s.io/v1", "StorageClass", None)
+            .await?,
+        cluster_roles: cluster
+            .list_kind("rbac.authorization.k8s.io/v1", "ClusterRole", None)
+            .await?,
+        cluster_role_bindings: cluster
+            .list_kind("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", None)
+            .await?,
+    };
+    for (obj, dep) in dependencies(&out.resources, &objs) {
+        out.resources.push(obj);
+        out.dependencies.push(dep);
+    }
+    Ok(())
 }

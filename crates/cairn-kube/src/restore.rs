@@ -39,6 +39,10 @@ pub enum ExistingPolicy {
 /// Options of a restore.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "independent switches of the user, not a state machine"
+)]
 pub struct RestoreOptions {
     /// Transforms applied to every object.
     pub transforms: Transforms,

@@ -158,6 +158,25 @@ pub fn dependencies(selected: &[Value], cluster: &ClusterObjects) -> Vec<(Value,
             add(&o, why, &mut out);
         }
     }
+    role_refs.extend(bindings_of(&service_accounts, cluster, &mut |o, why| {
+        add(o, why, &mut out);
+    }));
+    for (r, why) in role_refs {
+        if let Some(o) = find(&cluster.cluster_roles, &r) {
+            add(&o, why, &mut out);
+        }
+    }
+    out
+}
+
+/// The ClusterRoleBindings naming one of `service_accounts` (given to `add`), and the
+/// ClusterRoles they refer to.
+fn bindings_of(
+    service_accounts: &BTreeSet<(String, String)>,
+    cluster: &ClusterObjects,
+    add: &mut dyn FnMut(&Value, String),
+) -> Vec<(String, String)> {
+    let mut role_refs = Vec::new();
     for crb in &cluster.cluster_role_bindings {
         let binds = at(crb, &["subjects"])
             .and_then(Value::as_array)
@@ -176,16 +195,11 @@ pub fn dependencies(selected: &[Value], cluster: &ClusterObjects) -> Vec<(Value,
                 str_at(s, &["namespace"]).unwrap_or_default(),
                 str_at(s, &["name"]).unwrap_or_default()
             );
-            add(crb, format!("binds {sa}"), &mut out);
+            add(crb, format!("binds {sa}"));
             if let Some(r) = str_at(crb, &["roleRef", "name"]) {
                 role_refs.push((r.to_owned(), format!("bound to {sa}")));
             }
         }
     }
-    for (r, why) in role_refs {
-        if let Some(o) = find(&cluster.cluster_roles, &r) {
-            add(&o, why, &mut out);
-        }
-    }
-    out
+    role_refs
 }

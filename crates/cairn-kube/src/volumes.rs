@@ -183,7 +183,7 @@ async fn backup_one(
         m.labels.insert(RUN_LABEL.into(), opts.run_id.clone());
         m
     };
-    let moved = match opts.method {
+    let outcome = match opts.method {
         VolumeMethod::CsiSnapshot => via_snapshot(cluster, pvc, &ns, &name, opts, &mover).await,
         VolumeMethod::PodCopy => run_job(cluster, &mover(&name), opts.wait).await,
         _ => Err(Error::invalid(
@@ -191,7 +191,7 @@ async fn backup_one(
             "this method is run by the caller",
         )),
     };
-    let found = match moved {
+    let found = match outcome {
         Ok(()) => find_volume_snapshot(repo, &identity, &opts.tag()).await,
         Err(e) => Err(e),
     };
