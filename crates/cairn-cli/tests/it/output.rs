@@ -216,6 +216,7 @@ fn help() {
       snapshots  List snapshots
       catalog    List the files inside a snapshot
       key        Manage the passphrases (keys) of a repository
+      app        Kubernetes applications: back up, restore, list, describe
       help       Print this message or the help of the given subcommand(s)
 
     Options:
@@ -255,6 +256,7 @@ fn no_arguments_is_a_usage_error() {
       snapshots  List snapshots
       catalog    List the files inside a snapshot
       key        Manage the passphrases (keys) of a repository
+      app        Kubernetes applications: back up, restore, list, describe
       help       Print this message or the help of the given subcommand(s)
 
     Options:
