@@ -9,6 +9,7 @@
 //!   metadata: [`Tree`]s, volume map nodes, [`IndexFile`]s and pack trailers.
 
 mod blob;
+mod blocklist;
 mod config;
 mod error;
 mod id;
@@ -22,6 +23,7 @@ mod versioned;
 mod volume;
 
 pub use blob::{BlobCodec, BlobKind, blob_aad, decode_blob_payload_header, object_aad};
+pub use blocklist::{BlockList, BlockListError, BlockRange};
 pub use config::{ChunkerConfig, RepoConfig};
 pub use error::FormatError;
 pub use id::Id;

@@ -2,6 +2,7 @@
 //! (`negative`), parsers fed arbitrary or damaged bytes (`robustness`), and regression tests
 //! for what fuzzing found (`regressions`). The strategies here generate only valid values.
 
+mod blocklist;
 mod negative;
 mod regressions;
 mod robustness;
