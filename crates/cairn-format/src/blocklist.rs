@@ -92,7 +92,7 @@ pub enum BlockListError {
 
 /// Most ranges a list may hold (a 64 TiB volume in 4 KiB blocks, every other one changed,
 /// is 8 Gi ranges; this cap keeps a hostile list from exhausting memory before validation).
-pub const MAX_RANGES: usize = 1 << 28;
+pub(crate) const MAX_RANGES: usize = 1 << 28;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
