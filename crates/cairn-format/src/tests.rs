@@ -47,6 +47,11 @@ fn arb_extent() -> impl Strategy<Value = Extent> {
     prop_oneof![
         (arb_id(), any::<u32>()).prop_map(|(id, len)| Extent::Data { id, len }),
         (0u64..1 << 40).prop_map(|len| Extent::Hole { len }),
+        (arb_id(), 0u32..1 << 24, 0u32..1 << 24).prop_map(|(id, offset, len)| Extent::Slice {
+            id,
+            offset,
+            len
+        }),
     ]
 }
 

@@ -25,7 +25,8 @@ pub enum NodeKind {
     Socket,
 }
 
-/// A piece of file content: a chunk, or a run of zeros stored as nothing.
+/// A piece of file content: a chunk, part of a bundle of small files, or a run of zeros
+/// stored as nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub enum Extent {
@@ -41,14 +42,33 @@ pub enum Extent {
         /// Length of the hole.
         len: u64,
     },
+    /// Bytes `offset .. offset + len` of a data blob that bundles several small files (so
+    /// they compress as one block and cost one blob, not one each).
+    Slice {
+        /// Blob id of the bundle.
+        id: Id,
+        /// Start of this file's bytes in the bundle's plaintext.
+        offset: u32,
+        /// Length.
+        len: u32,
+    },
 }
 
 impl Extent {
     /// Bytes this extent covers.
     pub fn len(&self) -> u64 {
         match *self {
-            Self::Data { len, .. } => u64::from(len),
+            Self::Data { len, .. } | Self::Slice { len, .. } => u64::from(len),
             Self::Hole { len } => len,
+        }
+    }
+
+    /// The data blob this extent reads from, if any. Everything that follows references
+    /// (check, prune, copy) must use this rather than matching one variant.
+    pub fn blob(&self) -> Option<Id> {
+        match *self {
+            Self::Data { id, .. } | Self::Slice { id, .. } => Some(id),
+            Self::Hole { .. } => None,
         }
     }
 
@@ -226,6 +246,17 @@ impl Node {
                 ));
             }
             _ => {}
+        }
+        if self.content.iter().any(|e| {
+            matches!(*e, Extent::Slice { offset, len, .. } if offset.checked_add(len).is_none())
+        }) {
+            return Err(FormatError::invalid(
+                what,
+                format!(
+                    "a slice of {:?} ends beyond any blob",
+                    self.display_name()
+                ),
+            ));
         }
         if (self.kind == NodeKind::Dir) != self.subtree.is_some() {
             return Err(FormatError::invalid(

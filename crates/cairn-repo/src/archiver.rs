@@ -33,6 +33,11 @@ use crate::{Error, Repository, Result};
 const WHOLE_FILE: u64 = 8 * 1024 * 1024;
 /// Bytes of chunks processed in parallel at once for a large file.
 const BATCH_BYTES: usize = 32 * 1024 * 1024;
+/// Files smaller than this (and than the chunker's minimum) that must be read are bundled with
+/// their neighbours in the directory: one blob, one compression block (docs/format.md).
+const SMALL_FILE: u64 = 64 * 1024;
+/// Largest bundle of small files.
+const BUNDLE_BYTES: usize = 1024 * 1024;
 /// Directories in flight per level of the walk.
 const DIR_CONCURRENCY: usize = 8;
 
@@ -56,6 +61,13 @@ pub(crate) struct Archiver {
     pub(crate) progress: DynProgress,
     pub(crate) cancel: CancellationToken,
     pub(crate) stats: TreeStats,
+}
+
+/// An entry archived by a scan: complete, or a small file whose content still has to go
+/// into a bundle.
+enum Scanned {
+    Done(Node),
+    Small(Node, Vec<u8>),
 }
 
 /// A subdirectory found by a scan, to recurse into.
@@ -108,7 +120,16 @@ impl Archiver {
         let this = self.clone();
         let path = path.to_path_buf();
         let parent = parent.cloned();
-        cpu(move || this.entry_node(&path, node, &md, parent.as_ref())).await?
+        cpu(
+            move || match this.entry_node(&path, node, &md, parent.as_ref(), false)? {
+                Scanned::Done(n) => Ok(n),
+                Scanned::Small(mut n, data) => {
+                    n.content = vec![this.store_chunk(&data)?];
+                    Ok(n)
+                }
+            },
+        )
+        .await?
     }
 
     fn archive_dir(
@@ -180,7 +201,7 @@ impl Archiver {
             }
         }
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        let results: Vec<Result<Option<Node>>> = names
+        let results: Vec<Result<Option<Scanned>>> = names
             .par_iter()
             .map(|name| {
                 let path = dir.join(name);
@@ -223,17 +244,24 @@ impl Archiver {
                         .filter(|o| o.kind == NodeKind::Dir)
                         .and_then(|o| o.subtree)
                         .or(Some(Id::default()));
-                    return Ok(Some(node));
+                    return Ok(Some(Scanned::Done(node)));
                 }
-                self.entry_node(&path, node, &md, old).map(Some)
+                self.entry_node(&path, node, &md, old, true).map(Some)
             })
             .collect();
         let mut nodes = Vec::with_capacity(results.len());
+        let mut small = Vec::new();
         for r in results {
-            if let Some(n) = r? {
-                nodes.push(n);
+            match r? {
+                Some(Scanned::Done(n)) => nodes.push(n),
+                Some(Scanned::Small(n, data)) => {
+                    small.push((nodes.len(), data));
+                    nodes.push(n);
+                }
+                None => {}
             }
         }
+        self.store_bundles(&mut nodes, small)?;
         let subdirs = nodes
             .iter()
             .enumerate()
@@ -259,14 +287,16 @@ impl Archiver {
     }
 
     /// Completes the node of a non-directory entry: reuses the parent's if unchanged, else
-    /// reads xattrs, link target and content.
+    /// reads xattrs, link target and content. With `bundle`, a small file's content is
+    /// returned to be bundled with its neighbours instead of stored on its own.
     fn entry_node(
         &self,
         path: &Path,
         mut node: Node,
         md: &std::fs::Metadata,
         old: Option<&Node>,
-    ) -> Result<Node> {
+        bundle: bool,
+    ) -> Result<Scanned> {
         self.check_cancel()?;
         if node.kind == NodeKind::File {
             self.stats.files.fetch_add(1, Ordering::Relaxed);
@@ -279,7 +309,7 @@ impl Archiver {
         {
             self.progress.add_items(1);
             self.progress.add_bytes(node.size);
-            return Ok(old.clone());
+            return Ok(Scanned::Done(old.clone()));
         }
         match read_xattrs(path) {
             Ok(x) => node.xattrs = x,
@@ -290,6 +320,31 @@ impl Archiver {
                 Ok(t) => node.link_target = t.into_os_string().into_vec(),
                 Err(e) => self.warn(&format!("cannot read link {}: {e}", path.display())),
             },
+            NodeKind::File
+                if bundle
+                    && node.size > 0
+                    && node.size < SMALL_FILE.min(u64::from(self.cdc.min()))
+                    && md.blocks().saturating_mul(512) >= node.size =>
+            {
+                match self.small_content(path, &mut node) {
+                    Ok(data) => {
+                        self.progress.add_items(1);
+                        return Ok(Scanned::Small(node, data));
+                    }
+                    Err(Error::Io {
+                        op,
+                        path: p,
+                        source,
+                    }) => {
+                        self.warn(&format!(
+                            "cannot {op} {}: {source}; stored as empty",
+                            p.display()
+                        ));
+                        node.size = 0;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
             NodeKind::File => match self.file_content(path, md) {
                 Ok((content, size)) => {
                     if size != node.size {
@@ -319,7 +374,79 @@ impl Archiver {
             _ => {}
         }
         self.progress.add_items(1);
-        Ok(node)
+        Ok(Scanned::Done(node))
+    }
+
+    /// Reads a small file whole (up to its stat size).
+    fn small_content(&self, path: &Path, node: &mut Node) -> Result<Vec<u8>> {
+        let file = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
+        let mut data = Vec::with_capacity(node.size as usize);
+        file.take(node.size)
+            .read_to_end(&mut data)
+            .map_err(|e| Error::io("read", path, e))?;
+        let read = data.len() as u64;
+        if read != node.size {
+            self.warn(&format!(
+                "{} changed size while being read ({} → {read} bytes)",
+                path.display(),
+                node.size
+            ));
+            node.size = read;
+        }
+        self.stats.files_read.fetch_add(1, Ordering::Relaxed);
+        self.stats.bytes_read.fetch_add(read, Ordering::Relaxed);
+        Ok(data)
+    }
+
+    /// Stores the small files of a directory (`(position in nodes, content)`, in name order)
+    /// as bundles of up to BUNDLE_BYTES and sets their extents. A bundle of one file is an
+    /// ordinary chunk.
+    fn store_bundles(&self, nodes: &mut [Node], small: Vec<(usize, Vec<u8>)>) -> Result<()> {
+        let mut groups: Vec<Vec<(usize, Vec<u8>)>> = Vec::new();
+        let mut bytes = 0;
+        for (pos, data) in small {
+            if data.is_empty() {
+                continue;
+            }
+            match groups.last_mut() {
+                Some(g) if bytes + data.len() <= BUNDLE_BYTES => {
+                    bytes += data.len();
+                    g.push((pos, data));
+                }
+                _ => {
+                    bytes = data.len();
+                    groups.push(vec![(pos, data)]);
+                }
+            }
+        }
+        let stored: Vec<Result<Vec<(usize, Extent)>>> = groups
+            .into_par_iter()
+            .map(|group| {
+                if let [(pos, data)] = group.as_slice() {
+                    return Ok(vec![(*pos, self.store_chunk(data)?)]);
+                }
+                let mut bundle = Vec::with_capacity(group.iter().map(|(_, d)| d.len()).sum());
+                let mut out = Vec::with_capacity(group.len());
+                for (pos, data) in &group {
+                    out.push((bundle.len() as u32, *pos, data.len() as u32));
+                    bundle.extend_from_slice(data);
+                }
+                let id = blob_id(self.repo.key(), &bundle);
+                let pack = self.writer.add(BlobKind::Data, id, &bundle)?;
+                ship_blocking(&self.tx, pack)?;
+                self.progress.add_bytes(bundle.len() as u64);
+                Ok(out
+                    .into_iter()
+                    .map(|(offset, pos, len)| (pos, Extent::Slice { id, offset, len }))
+                    .collect())
+            })
+            .collect();
+        for r in stored {
+            for (pos, extent) in r? {
+                nodes[pos].content = vec![extent];
+            }
+        }
+        Ok(())
     }
 
     /// Stores one chunk and returns its extent.

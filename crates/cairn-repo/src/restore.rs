@@ -363,8 +363,9 @@ fn batch_files(files: Vec<(PathBuf, Node)>) -> Vec<Vec<(PathBuf, Node)>> {
 /// Bytes of content fetched per window.
 const WINDOW_BYTES: u64 = 16 * 1024 * 1024;
 
-/// One data extent to write: (file in batch, offset in file, blob id, length).
-type Piece = (usize, u64, Id, u32);
+/// One data extent to write: (file in batch, offset in file, blob id, offset in the blob for
+/// a slice (None: the whole blob), length).
+type Piece = (usize, u64, Id, Option<u32>, u32);
 
 /// The restore of one batch of files: created up front, filled window by window, finished
 /// (metadata, or removal if damaged) at the end.
@@ -420,7 +421,12 @@ impl Batch {
             }
             let mut off = 0u64;
             for e in &n.content {
-                if let Extent::Data { id, len } = *e {
+                let piece = match *e {
+                    Extent::Data { id, len } => Some((id, None, len)),
+                    Extent::Slice { id, offset, len } => Some((id, Some(offset), len)),
+                    _ => None,
+                };
+                if let Some((id, at, len)) = piece {
                     if index.get(&id).is_none() {
                         self.fail(
                             fi,
@@ -432,7 +438,7 @@ impl Batch {
                         );
                     }
                     if let Some(w) = windows.last_mut() {
-                        w.push((fi, off, id, len));
+                        w.push((fi, off, id, at, len));
                     }
                     wbytes += u64::from(len);
                     if wbytes >= WINDOW_BYTES {
@@ -461,7 +467,12 @@ impl Batch {
         if w.is_empty() {
             return Ok(0);
         }
-        let locs: Vec<BlobLocation> = w.iter().filter_map(|(_, _, id, _)| index.get(id)).collect();
+        // Each blob once, even when several files take slices of it.
+        let mut ids: Vec<Id> = w.iter().map(|p| p.2).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.retain(|id| index.get(id).is_some());
+        let locs: Vec<BlobLocation> = ids.iter().filter_map(|id| index.get(id)).collect();
         let sealed = match fetch_coalesced(repo, &locs).await {
             Ok(s) => s,
             Err(e) if e.is_corruption() => {
@@ -475,18 +486,38 @@ impl Batch {
         };
         let (key, handles, files) = (repo.key().clone(), self.handles.clone(), self.files.clone());
         let results: Vec<(usize, std::result::Result<u64, String>)> = cpu(move || {
-            w.iter()
+            let plain: Vec<std::result::Result<Vec<u8>, String>> = ids
+                .iter()
                 .zip(sealed)
-                .map(|(&(fi, off, id, len), s)| {
-                    let r = decode_blob(&key, BlobKind::Data, &id, &s)
-                        .map_err(|e| e.to_string())
+                .map(|(id, s)| decode_blob(&key, BlobKind::Data, id, &s).map_err(|e| e.to_string()))
+                .collect();
+            w.iter()
+                .map(|&(fi, off, id, at, len)| {
+                    let r = ids
+                        .binary_search(&id)
+                        .map_err(|_| format!("blob {} is missing from the index", id.short()))
+                        .and_then(|i| plain[i].as_ref().map_err(Clone::clone))
                         .and_then(|plain| {
-                            if plain.len() != len as usize {
-                                return Err(format!("blob {} has the wrong length", id.short()));
-                            }
+                            let part = match at {
+                                None if plain.len() == len as usize => plain.as_slice(),
+                                None => {
+                                    return Err(format!(
+                                        "blob {} has the wrong length",
+                                        id.short()
+                                    ));
+                                }
+                                Some(at) => plain
+                                    .get(at as usize..at as usize + len as usize)
+                                    .ok_or_else(|| {
+                                        format!(
+                                            "blob {} is shorter than the file's slice",
+                                            id.short()
+                                        )
+                                    })?,
+                            };
                             let f = handles[fi].as_ref().ok_or("not created")?;
-                            f.write_all_at(&plain, off)
-                                .map(|()| plain.len() as u64)
+                            f.write_all_at(part, off)
+                                .map(|()| part.len() as u64)
                                 .map_err(|e| e.to_string())
                         })
                         .map_err(|e| format!("{}: {e}", files[fi].0.display()));

@@ -187,6 +187,29 @@ fn file_extents_must_sum_to_size(#[case] content: Vec<Extent>, #[case] size: u64
 }
 
 #[test]
+fn a_slice_past_u32_is_refused() {
+    let id = Id([7; 32]);
+    let ok = sample::file(
+        "f",
+        vec![Extent::Slice {
+            id,
+            offset: 10,
+            len: 20,
+        }],
+    );
+    assert!(!is_invalid(&with_one(ok)));
+    let bad = sample::file(
+        "f",
+        vec![Extent::Slice {
+            id,
+            offset: u32::MAX,
+            len: 20,
+        }],
+    );
+    assert!(is_invalid(&with_one(bad)));
+}
+
+#[test]
 fn inconsistent_nodes_are_refused() {
     let mut n = sample::dir("d");
     n.subtree = None;
