@@ -23,7 +23,7 @@ use rayon::prelude::*;
 use tokio_util::sync::CancellationToken;
 
 use crate::blob::blob_id;
-use crate::fsmeta::{node_from_metadata, read_xattrs, unchanged};
+use crate::fsmeta::{node_from_metadata, node_from_stat, read_xattrs, unchanged};
 use crate::progress::DynProgress;
 use crate::worker::{cpu, ship, ship_blocking};
 use crate::writer::{BlobWriter, PackSender};
@@ -121,7 +121,7 @@ impl Archiver {
         let path = path.to_path_buf();
         let parent = parent.cloned();
         cpu(
-            move || match this.entry_node(&path, node, &md, parent.as_ref(), false)? {
+            move || match this.entry_node(&path, node, md.blocks(), parent.as_ref(), false)? {
                 Scanned::Done(n) => Ok(n),
                 Scanned::Small(mut n, data) => {
                     n.content = vec![this.store_chunk(&data)?];
@@ -185,69 +185,43 @@ impl Archiver {
 
     /// Lists a directory and archives every non-directory entry; returns the nodes in name
     /// order and the subdirectories to recurse into.
+    ///
+    /// Entries are stat'ed relative to an open handle of the directory (`fstatat`), so the
+    /// kernel does not walk the whole path again for each of them.
     fn scan_dir(&self, dir: &Path, parent: Option<&Tree>) -> Result<(Vec<Node>, Vec<SubDir>)> {
-        let rd = match std::fs::read_dir(dir) {
-            Ok(rd) => rd,
+        use rustix::fs::{Dir, Mode, OFlags, open};
+        let listed = open(
+            dir,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::empty(),
+        )
+        .and_then(|fd| Dir::read_from(&fd).map(|d| (fd, d)));
+        let (dirfd, entries) = match listed {
+            Ok(x) => x,
             Err(e) => {
                 self.warn(&format!("cannot read directory {}: {e}", dir.display()));
                 return Ok((Vec::new(), Vec::new()));
             }
         };
-        let mut names: Vec<std::ffi::OsString> = Vec::new();
-        for entry in rd {
+        let mut names: Vec<std::ffi::CString> = Vec::new();
+        for entry in entries {
             match entry {
-                Ok(e) => names.push(e.file_name()),
-                Err(e) => self.warn(&format!("cannot read an entry of {}: {e}", dir.display())),
+                Ok(e) => {
+                    let name = e.file_name();
+                    if name.to_bytes() != b"." && name.to_bytes() != b".." {
+                        names.push(name.to_owned());
+                    }
+                }
+                Err(e) => {
+                    self.warn(&format!("cannot read an entry of {}: {e}", dir.display()));
+                    break;
+                }
             }
         }
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
         let results: Vec<Result<Option<Scanned>>> = names
             .par_iter()
-            .map(|name| {
-                let path = dir.join(name);
-                let md = match std::fs::symlink_metadata(&path) {
-                    Ok(md) => md,
-                    Err(e) => {
-                        self.warn(&format!("cannot stat {}: {e}", path.display()));
-                        return Ok(None);
-                    }
-                };
-                let node = node_from_metadata(name.as_bytes().to_vec(), &md);
-                let old = parent.and_then(|t| {
-                    t.nodes
-                        .binary_search_by(|n| n.name.as_slice().cmp(name.as_bytes()))
-                        .ok()
-                        .map(|i| &t.nodes[i])
-                });
-                if node.kind == NodeKind::Dir {
-                    self.stats.dirs.fetch_add(1, Ordering::Relaxed);
-                    let mut node = node;
-                    // Reading a directory updates its atime; keep the parent's when nothing
-                    // else changed, so an unchanged directory keeps its tree id. Its xattrs
-                    // are unchanged too (changing them moves ctime).
-                    if let Some(o) = old.filter(|o| !self.full && unchanged(o, &node)) {
-                        node.atime_ns = o.atime_ns;
-                        node.xattrs.clone_from(&o.xattrs);
-                    } else {
-                        match read_xattrs(&path) {
-                            Ok(x) => node.xattrs = x,
-                            Err(e) => {
-                                self.warn(&format!(
-                                    "cannot read xattrs of {}: {e}",
-                                    path.display()
-                                ));
-                            }
-                        }
-                    }
-                    // Provisional: the real subtree id is filled in after the recursion.
-                    node.subtree = old
-                        .filter(|o| o.kind == NodeKind::Dir)
-                        .and_then(|o| o.subtree)
-                        .or(Some(Id::default()));
-                    return Ok(Some(Scanned::Done(node)));
-                }
-                self.entry_node(&path, node, &md, old, true).map(Some)
-            })
+            .map(|cname| self.scan_entry(&dirfd, dir, cname, parent))
             .collect();
         let mut nodes = Vec::with_capacity(results.len());
         let mut small = Vec::new();
@@ -286,6 +260,72 @@ impl Archiver {
         Ok((nodes, subdirs))
     }
 
+    /// Stats one entry of a directory (relative to its handle) and archives it, or returns
+    /// the directory node to recurse into. `None` for an entry that vanished or can't be
+    /// stat'ed (warned).
+    fn scan_entry(
+        &self,
+        dirfd: &rustix::fd::OwnedFd,
+        dir: &Path,
+        cname: &std::ffi::CStr,
+        parent: Option<&Tree>,
+    ) -> Result<Option<Scanned>> {
+        use rustix::fs::{AtFlags, statat};
+        let name = cname.as_bytes();
+        let st = match statat(dirfd, cname, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(e) => {
+                let path = dir.join(std::ffi::OsStr::from_bytes(name));
+                self.warn(&format!("cannot stat {}: {e}", path.display()));
+                return Ok(None);
+            }
+        };
+        let old = parent.and_then(|t| {
+            t.nodes
+                .binary_search_by(|n| n.name.as_slice().cmp(name))
+                .ok()
+                .map(|i| &t.nodes[i])
+        });
+        let mut node = node_from_stat(Vec::new(), &st);
+        // The common case of an incremental: an unchanged file is its old node.
+        if node.kind != NodeKind::Dir
+            && !self.full
+            && let Some(old) = old.filter(|o| unchanged(o, &node))
+        {
+            self.count_file(&node);
+            self.progress.add_items(1);
+            self.progress.add_bytes(node.size);
+            return Ok(Some(Scanned::Done(old.clone())));
+        }
+        node.name = name.to_vec();
+        let path = dir.join(std::ffi::OsStr::from_bytes(name));
+        if node.kind == NodeKind::Dir {
+            self.stats.dirs.fetch_add(1, Ordering::Relaxed);
+            // Reading a directory updates its atime; keep the parent's when nothing
+            // else changed, so an unchanged directory keeps its tree id. Its xattrs
+            // are unchanged too (changing them moves ctime).
+            if let Some(o) = old.filter(|o| !self.full && unchanged(o, &node)) {
+                node.atime_ns = o.atime_ns;
+                node.xattrs.clone_from(&o.xattrs);
+            } else {
+                match read_xattrs(&path) {
+                    Ok(x) => node.xattrs = x,
+                    Err(e) => {
+                        self.warn(&format!("cannot read xattrs of {}: {e}", path.display()));
+                    }
+                }
+            }
+            // Provisional: the real subtree id is filled in after the recursion.
+            node.subtree = old
+                .filter(|o| o.kind == NodeKind::Dir)
+                .and_then(|o| o.subtree)
+                .or(Some(Id::default()));
+            return Ok(Some(Scanned::Done(node)));
+        }
+        let blocks = st.st_blocks as u64;
+        self.entry_node(&path, node, blocks, old, true).map(Some)
+    }
+
     /// Completes the node of a non-directory entry: reuses the parent's if unchanged, else
     /// reads xattrs, link target and content. With `bundle`, a small file's content is
     /// returned to be bundled with its neighbours instead of stored on its own.
@@ -293,17 +333,12 @@ impl Archiver {
         &self,
         path: &Path,
         mut node: Node,
-        md: &std::fs::Metadata,
+        blocks: u64,
         old: Option<&Node>,
         bundle: bool,
     ) -> Result<Scanned> {
         self.check_cancel()?;
-        if node.kind == NodeKind::File {
-            self.stats.files.fetch_add(1, Ordering::Relaxed);
-            self.stats
-                .total_bytes
-                .fetch_add(node.size, Ordering::Relaxed);
-        }
+        self.count_file(&node);
         if !self.full
             && let Some(old) = old.filter(|o| unchanged(o, &node))
         {
@@ -324,7 +359,7 @@ impl Archiver {
                 if bundle
                     && node.size > 0
                     && node.size < SMALL_FILE.min(u64::from(self.cdc.min()))
-                    && md.blocks().saturating_mul(512) >= node.size =>
+                    && blocks.saturating_mul(512) >= node.size =>
             {
                 match self.small_content(path, &mut node) {
                     Ok(data) => {
@@ -345,7 +380,7 @@ impl Archiver {
                     Err(e) => return Err(e),
                 }
             }
-            NodeKind::File => match self.file_content(path, md) {
+            NodeKind::File => match self.file_content(path, node.size, blocks) {
                 Ok((content, size)) => {
                     if size != node.size {
                         self.warn(&format!(
@@ -375,6 +410,16 @@ impl Archiver {
         }
         self.progress.add_items(1);
         Ok(Scanned::Done(node))
+    }
+
+    /// Counts a file entry for the summary.
+    fn count_file(&self, node: &Node) {
+        if node.kind == NodeKind::File {
+            self.stats.files.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .total_bytes
+                .fetch_add(node.size, Ordering::Relaxed);
+        }
     }
 
     /// Reads a small file whole (up to its stat size).
@@ -462,10 +507,9 @@ impl Archiver {
     }
 
     /// Reads, chunks and stores a file; returns its extents and the bytes it had.
-    fn file_content(&self, path: &Path, md: &std::fs::Metadata) -> Result<(Vec<Extent>, u64)> {
+    fn file_content(&self, path: &Path, size: u64, blocks: u64) -> Result<(Vec<Extent>, u64)> {
         let mut file = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
-        let size = md.size();
-        let sparse = size > 0 && md.blocks().saturating_mul(512) < size;
+        let sparse = size > 0 && blocks.saturating_mul(512) < size;
         let regions = if sparse {
             data_regions(&file, size)
         } else {

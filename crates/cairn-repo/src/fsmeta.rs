@@ -52,6 +52,46 @@ pub(crate) fn node_from_metadata(name: Vec<u8>, md: &Metadata) -> Node {
     n
 }
 
+/// A node from a raw `fstatat` result, as [`node_from_metadata`] does from `Metadata`.
+#[allow(
+    clippy::unnecessary_cast,
+    clippy::cast_possible_wrap,
+    reason = "the field types of `struct stat` differ between architectures"
+)]
+pub(crate) fn node_from_stat(name: Vec<u8>, st: &rustix::fs::Stat) -> Node {
+    use rustix::fs::FileType;
+    let kind = match FileType::from_raw_mode(st.st_mode) {
+        FileType::Directory => NodeKind::Dir,
+        FileType::Symlink => NodeKind::Symlink,
+        FileType::BlockDevice => NodeKind::BlockDevice,
+        FileType::CharacterDevice => NodeKind::CharDevice,
+        FileType::Fifo => NodeKind::Fifo,
+        FileType::Socket => NodeKind::Socket,
+        _ => NodeKind::File,
+    };
+    let mut n = Node::new(name, kind);
+    n.mode = st.st_mode & 0o7777;
+    n.uid = st.st_uid;
+    n.gid = st.st_gid;
+    n.size = if kind == NodeKind::File {
+        st.st_size as u64
+    } else {
+        0
+    };
+    n.mtime_ns = ns(st.st_mtime as i64, st.st_mtime_nsec as i64);
+    n.atime_ns = ns(st.st_atime as i64, st.st_atime_nsec as i64);
+    n.ctime_ns = ns(st.st_ctime as i64, st.st_ctime_nsec as i64);
+    n.dev = st.st_dev;
+    n.inode = st.st_ino;
+    n.nlink = st.st_nlink as u64;
+    n.rdev = if matches!(kind, NodeKind::BlockDevice | NodeKind::CharDevice) {
+        st.st_rdev
+    } else {
+        0
+    };
+    n
+}
+
 /// True if `fresh` (from stat) describes the same file content as `old` (from the parent
 /// snapshot): same type, size, mtime, ctime, inode and device. ctime catches metadata changes
 /// (mode, owner, xattrs) too, so the old node can be reused whole.
