@@ -271,7 +271,7 @@ impl Archiver {
         parent: Option<&Tree>,
     ) -> Result<Option<Scanned>> {
         use rustix::fs::{AtFlags, statat};
-        let name = cname.as_bytes();
+        let name = cname.to_bytes();
         let st = match statat(dirfd, cname, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => st,
             Err(e) => {

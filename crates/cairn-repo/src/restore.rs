@@ -424,7 +424,7 @@ impl Batch {
                 let piece = match *e {
                     Extent::Data { id, len } => Some((id, None, len)),
                     Extent::Slice { id, offset, len } => Some((id, Some(offset), len)),
-                    _ => None,
+                    Extent::Hole { .. } => None,
                 };
                 if let Some((id, at, len)) = piece {
                     if index.get(&id).is_none() {
