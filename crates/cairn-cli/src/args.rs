@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+mod ops;
+pub(crate) use ops::{DaemonArgs, ScheduleAddArgs, ScheduleCommand, StatusArgs};
+
 /// Encrypted, deduplicated, incremental backups of volumes, file trees and streams.
 #[derive(Debug, Parser)]
 #[command(name = "cairn", version, propagate_version = true)]
@@ -71,6 +74,13 @@ pub(crate) enum Command {
     /// Kubernetes applications: back up, restore, list, describe.
     #[command(subcommand)]
     App(Box<AppCommand>),
+    /// Active and recent operations on this machine (backups, restores, copies, prunes …).
+    Status(StatusArgs),
+    /// Manage scheduled backups (run by `cairn daemon`).
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+    /// Run the schedules; optionally serve Prometheus metrics.
+    Daemon(DaemonArgs),
 }
 
 /// Cost of deriving a key from a passphrase.

@@ -3,10 +3,13 @@
 mod app;
 mod backup;
 mod catalog;
+mod daemon;
 mod init;
 mod key;
 mod restore;
+mod schedule;
 mod snapshots;
+mod status;
 
 use cairn_repo::{CancellationToken, SnapshotFilter};
 
@@ -25,6 +28,9 @@ pub(crate) async fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatu
         Command::Catalog(a) => catalog::run(g, &a, printer).await,
         Command::Key(k) => key::run(g, k, printer).await,
         Command::App(c) => app::run(g, *c, printer).await,
+        Command::Status(a) => status::run(&a, printer).await,
+        Command::Schedule(c) => schedule::run(g, c, printer),
+        Command::Daemon(a) => daemon::run(g, &a, printer).await,
     }
 }
 

@@ -48,10 +48,16 @@ pub(crate) fn report(printer: &Printer, err: &anyhow::Error) -> ExitStatus {
     ExitStatus::Error
 }
 
+/// Whether the error is the engine's "interrupted by the user".
+pub(crate) fn is_interrupted(err: &anyhow::Error) -> bool {
+    err.chain()
+        .any(|c| matches!(c.downcast_ref::<RepoError>(), Some(RepoError::Interrupted)))
+}
+
 /// The error and its causes, `: `-separated like `{err:#}`, but without a cause whose text
 /// its parent's message already ends with (errors that both print and expose their source
 /// read "stat x: No such file or directory: No such file or directory" otherwise).
-fn message(err: &anyhow::Error) -> String {
+pub(crate) fn message(err: &anyhow::Error) -> String {
     let mut msg = String::new();
     for cause in err.chain() {
         let text = cause.to_string();

@@ -3,9 +3,12 @@
 mod args;
 mod commands;
 mod exit;
+mod metrics;
 mod printer;
 mod progress;
+mod record;
 mod repo;
+mod state;
 
 use std::process::ExitCode;
 

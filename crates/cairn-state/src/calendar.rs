@@ -81,7 +81,8 @@ impl Trigger {
     pub fn next_after(&self, after: Timestamp) -> Result<Timestamp> {
         match self {
             Self::Interval { seconds } => {
-                let secs = i64::try_from(*seconds).map_err(|_| Error::Interval(seconds.to_string()))?;
+                let secs =
+                    i64::try_from(*seconds).map_err(|_| Error::Interval(seconds.to_string()))?;
                 after
                     .checked_add(SignedDuration::from_secs(secs))
                     .map_err(Error::Time)
@@ -153,11 +154,11 @@ pub fn parse_interval(text: &str) -> Result<u64> {
 
 /// `90` → `90s`, `900` → `15m`, `3600` → `1h`.
 fn format_interval(s: u64) -> String {
-    if s % 86_400 == 0 {
+    if s.is_multiple_of(86_400) {
         format!("{}d", s / 86_400)
-    } else if s % 3600 == 0 {
+    } else if s.is_multiple_of(3600) {
         format!("{}h", s / 3600)
-    } else if s % 60 == 0 {
+    } else if s.is_multiple_of(60) {
         format!("{}m", s / 60)
     } else {
         format!("{s}s")

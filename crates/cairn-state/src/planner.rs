@@ -118,7 +118,9 @@ impl Planner {
             return Ok(Decision::Skip { due, next });
         }
         let number = s.runs + 1;
-        let full = s.full_every.is_some_and(|n| n > 0 && number % u64::from(n) == 0);
+        let full = s
+            .full_every
+            .is_some_and(|n| n > 0 && number.is_multiple_of(u64::from(n)));
         Ok(Decision::Run {
             due,
             missed,

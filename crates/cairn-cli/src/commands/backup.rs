@@ -5,12 +5,13 @@ use cairn_repo::{
     BackupOptions, BackupOutcome, ParentChoice, VolumeBackupOptions, backup_paths, backup_stream,
     backup_volume,
 };
+use cairn_state::OperationKind;
 
 use crate::args::{BackupArgs, GlobalArgs};
 use crate::commands::cancel_on_ctrl_c;
 use crate::exit::ExitStatus;
 use crate::printer::{JSON_SCHEMA, Printer, human_bytes};
-use crate::{progress, repo};
+use crate::{progress, record, repo};
 
 pub(crate) async fn run(
     g: &GlobalArgs,
@@ -39,21 +40,45 @@ pub(crate) async fn run(
     };
     let cancel = cancel_on_ctrl_c(printer);
     let progress = progress::for_run(printer, "backup");
-    let outcome = if a.stdin {
-        let name = a.name.clone().unwrap_or_default();
-        backup_stream(&repo, std::io::stdin(), &name, &opts, progress, cancel).await?
-    } else if a.volume {
-        backup_volume(
-            &repo,
-            &a.paths[0],
-            &VolumeBackupOptions::new(opts),
-            progress,
-            cancel,
-        )
-        .await?
+    let source = if a.stdin {
+        format!("stdin:{}", a.name.as_deref().unwrap_or_default())
     } else {
-        backup_paths(&repo, &a.paths, &opts, progress, cancel).await?
+        a.paths
+            .iter()
+            .map(|p| {
+                std::path::absolute(p)
+                    .unwrap_or_else(|_| p.clone())
+                    .display()
+                    .to_string()
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
     };
+    let outcome = record::track(
+        g,
+        printer,
+        OperationKind::Backup,
+        &source,
+        progress,
+        |progress| async move {
+            if a.stdin {
+                let name = a.name.clone().unwrap_or_default();
+                backup_stream(&repo, std::io::stdin(), &name, &opts, progress, cancel).await
+            } else if a.volume {
+                backup_volume(
+                    &repo,
+                    &a.paths[0],
+                    &VolumeBackupOptions::new(opts),
+                    progress,
+                    cancel,
+                )
+                .await
+            } else {
+                backup_paths(&repo, &a.paths, &opts, progress, cancel).await
+            }
+        },
+    )
+    .await?;
     report(printer, &outcome)?;
     Ok(if outcome.snapshot.summary.errors > 0 {
         ExitStatus::Problems

@@ -1,12 +1,13 @@
 //! `cairn restore`.
 
 use cairn_repo::{RestoreOptions, SnapshotFilter, restore};
+use cairn_state::OperationKind;
 
 use crate::args::{GlobalArgs, RestoreArgs};
 use crate::commands::{cancel_on_ctrl_c, split_ref};
 use crate::exit::ExitStatus;
 use crate::printer::{JSON_SCHEMA, Printer, human_bytes};
-use crate::{progress, repo};
+use crate::{progress, record, repo};
 
 pub(crate) async fn run(
     g: &GlobalArgs,
@@ -22,15 +23,23 @@ pub(crate) async fn run(
     opts.verify = a.verify;
     let cancel = cancel_on_ctrl_c(printer);
     let progress = progress::for_run(printer, "restore");
-    let o = restore(
-        &repo,
-        &snap,
-        &id.short(),
-        sub,
-        &a.target,
-        &opts,
+    let source = format!(
+        "{}{}{sub}",
+        id.to_hex(),
+        if sub.is_empty() { "" } else { ":" }
+    );
+    let short = id.short();
+    let o = record::track(
+        g,
+        printer,
+        OperationKind::Restore,
+        &source,
         progress,
-        cancel,
+        |progress| {
+            restore(
+                &repo, &snap, &short, sub, &a.target, &opts, progress, cancel,
+            )
+        },
     )
     .await?;
     for e in &o.errors {

@@ -63,6 +63,7 @@ impl TestContext {
         }
         cmd.env("HOME", self.root.join("home"))
             .env("XDG_DATA_HOME", &self.data)
+            .env("CAIRN_STATE_DIR", self.root.join("state"))
             .env("USER", "tester")
             .env("LOGNAME", "tester")
             .env("TZ", "UTC")

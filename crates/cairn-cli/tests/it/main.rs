@@ -16,6 +16,7 @@ mod default_repo;
 mod errors;
 mod interrupt;
 mod kill;
+mod ops;
 mod output;
 mod secrets;
 mod volume;

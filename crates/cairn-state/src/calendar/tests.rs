@@ -31,7 +31,10 @@ fn bad_intervals_are_rejected(#[case] text: &str) {
 
 #[test]
 fn bad_cron_and_zone_are_rejected() {
-    assert!(matches!(Trigger::cron("61 * * * *", None), Err(Error::Cron { .. })));
+    assert!(matches!(
+        Trigger::cron("61 * * * *", None),
+        Err(Error::Cron { .. })
+    ));
     assert!(matches!(
         Trigger::cron("0 2 * * *", Some("Mars/Olympus")),
         Err(Error::TimeZone { .. })

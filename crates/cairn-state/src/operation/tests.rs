@@ -13,20 +13,27 @@ fn an_operation_goes_from_active_to_done() {
     let (_d, db) = db();
     let op = NewOperation::new(OperationKind::Backup, "/data", "s3://k:secret@bucket/p");
     let id = db.begin_operation(&op).unwrap();
-    db.update_operation(id, OperationUpdate::new(10, Some(100), 1)).unwrap();
+    db.update_operation(id, OperationUpdate::new(10, Some(100), 1))
+        .unwrap();
     let o = db.operation(id).unwrap().unwrap();
     assert_eq!(o.state, OpState::Active);
     assert_eq!((o.bytes_done, o.bytes_total, o.files), (10, Some(100), 1));
     assert_eq!(o.location, "s3://bucket/p", "credentials are never stored");
     assert_eq!(o.process, ProcessStamp::current());
-    db.finish_operation(id, OpState::Done, OperationUpdate::new(100, Some(100), 5), None)
-        .unwrap();
+    db.finish_operation(
+        id,
+        OpState::Done,
+        OperationUpdate::new(100, Some(100), 5),
+        None,
+    )
+    .unwrap();
     let o = db.operation(id).unwrap().unwrap();
     assert_eq!(o.state, OpState::Done);
     assert_eq!(o.bytes_done, 100);
     assert!(o.finished.is_some());
     // Progress after the end is ignored.
-    db.update_operation(id, OperationUpdate::new(1, None, 0)).unwrap();
+    db.update_operation(id, OperationUpdate::new(1, None, 0))
+        .unwrap();
     assert_eq!(db.operation(id).unwrap().unwrap().bytes_done, 100);
 }
 
@@ -39,14 +46,23 @@ fn listing_puts_active_first_then_newest() {
         ids.push(db.begin_operation(&op).unwrap());
     }
     for id in &ids[1..] {
-        db.finish_operation(*id, OpState::Failed, OperationUpdate::default(), Some("boom"))
-            .unwrap();
+        db.finish_operation(
+            *id,
+            OpState::Failed,
+            OperationUpdate::default(),
+            Some("boom"),
+        )
+        .unwrap();
     }
     let all = db.operations(Some(2)).unwrap();
     let got: Vec<_> = all.iter().map(|o| (o.id, o.state)).collect();
     assert_eq!(
         got,
-        [(ids[0], OpState::Active), (ids[4], OpState::Failed), (ids[3], OpState::Failed)]
+        [
+            (ids[0], OpState::Active),
+            (ids[4], OpState::Failed),
+            (ids[3], OpState::Failed)
+        ]
     );
     assert_eq!(db.operations(None).unwrap().len(), 5);
 }
@@ -78,10 +94,14 @@ fn a_dead_process_is_reaped_as_interrupted() {
 fn schema_newer_than_this_build_is_refused() {
     let (d, db) = db();
     let path = db.path().to_path_buf();
-    db.write("test", |tx| tx.execute_batch("PRAGMA user_version = 99")).unwrap();
+    db.write("test", |tx| tx.execute_batch("PRAGMA user_version = 99"))
+        .unwrap();
     drop(db);
     let err = StateDb::open(&path).unwrap_err();
-    assert!(matches!(err, crate::Error::TooNew { found: 99, .. }), "{err}");
+    assert!(
+        matches!(err, crate::Error::TooNew { found: 99, .. }),
+        "{err}"
+    );
     drop(d);
 }
 
@@ -102,7 +122,8 @@ fn threads_write_concurrently_through_separate_connections() {
                             "/r",
                         ))
                         .unwrap();
-                    db.update_operation(id, OperationUpdate::new(i, None, 0)).unwrap();
+                    db.update_operation(id, OperationUpdate::new(i, None, 0))
+                        .unwrap();
                     db.finish_operation(id, OpState::Done, OperationUpdate::new(i, None, 1), None)
                         .unwrap();
                 }

@@ -16,7 +16,9 @@ impl ManualClock {
     }
     fn advance(&self, secs: i64) {
         let mut t = self.0.lock();
-        *t = t.checked_add(jiff::SignedDuration::from_secs(secs)).unwrap();
+        *t = t
+            .checked_add(jiff::SignedDuration::from_secs(secs))
+            .unwrap();
     }
 }
 
@@ -54,12 +56,19 @@ fn first_decision_plans_then_waits_then_runs() {
     let clock = ManualClock::at("2026-01-01T10:00:00Z");
     let mut s = schedule(Trigger::interval("1h").unwrap(), None);
     let d = Planner::decide(&s, clock.now(), false).unwrap();
-    assert_eq!(d, Decision::Plan { next: ts("2026-01-01T11:00:00Z") });
+    assert_eq!(
+        d,
+        Decision::Plan {
+            next: ts("2026-01-01T11:00:00Z")
+        }
+    );
     apply(&mut s, &d);
     clock.advance(1800);
     assert_eq!(
         Planner::decide(&s, clock.now(), false).unwrap(),
-        Decision::Wait { next: ts("2026-01-01T11:00:00Z") }
+        Decision::Wait {
+            next: ts("2026-01-01T11:00:00Z")
+        }
     );
     clock.advance(1800);
     let d = Planner::decide(&s, clock.now(), false).unwrap();
@@ -83,7 +92,10 @@ fn downtime_reports_missed_runs_and_runs_once() {
     // The daemon was down from 10:00 until 15:30: firings at 11, 12, 13, 14, 15.
     clock.advance(5 * 3600 + 1800);
     let d = Planner::decide(&s, clock.now(), false).unwrap();
-    let Decision::Run { due, missed, next, .. } = d.clone() else {
+    let Decision::Run {
+        due, missed, next, ..
+    } = d.clone()
+    else {
         panic!("expected a run, got {d:?}");
     };
     assert_eq!(due, ts("2026-01-01T11:00:00Z"));
@@ -122,14 +134,27 @@ fn overlapping_run_is_skipped_not_stacked() {
     let d = Planner::decide(&s, clock.now(), true).unwrap();
     assert_eq!(
         d,
-        Decision::Skip { due: ts("2026-01-01T12:00:00Z"), next: ts("2026-01-01T13:00:00Z") }
+        Decision::Skip {
+            due: ts("2026-01-01T12:00:00Z"),
+            next: ts("2026-01-01T13:00:00Z")
+        }
     );
     apply(&mut s, &d);
     assert_eq!(s.runs, 1, "a skipped firing is not a run");
     // It finished by 13:00: the next firing runs as run 2.
     clock.advance(3600);
     let d = Planner::decide(&s, clock.now(), false).unwrap();
-    assert!(matches!(d, Decision::Run { number: 2, missed: 0, .. }), "{d:?}");
+    assert!(
+        matches!(
+            d,
+            Decision::Run {
+                number: 2,
+                missed: 0,
+                ..
+            }
+        ),
+        "{d:?}"
+    );
 }
 
 #[test]
@@ -145,7 +170,12 @@ fn paused_schedule_does_nothing_and_resume_does_not_replay() {
     s.paused = false;
     s.next_due = None;
     let d = Planner::decide(&s, ts("2026-01-02T00:00:00Z"), false).unwrap();
-    assert_eq!(d, Decision::Plan { next: ts("2026-01-02T01:00:00Z") });
+    assert_eq!(
+        d,
+        Decision::Plan {
+            next: ts("2026-01-02T01:00:00Z")
+        }
+    );
 }
 
 #[test]
@@ -165,7 +195,15 @@ fn full_every_third_run() {
     }
     assert_eq!(
         fulls,
-        [(1, false), (2, false), (3, true), (4, false), (5, false), (6, true), (7, false)]
+        [
+            (1, false),
+            (2, false),
+            (3, true),
+            (4, false),
+            (5, false),
+            (6, true),
+            (7, false)
+        ]
     );
 }
 
@@ -174,7 +212,10 @@ fn full_every_third_run() {
 #[test]
 fn dst_spring_forward_through_the_planner() {
     let clock = ManualClock::at("2026-03-06T00:00:00Z");
-    let mut s = schedule(Trigger::cron("30 2 * * *", Some("America/New_York")).unwrap(), None);
+    let mut s = schedule(
+        Trigger::cron("30 2 * * *", Some("America/New_York")).unwrap(),
+        None,
+    );
     let mut runs = Vec::new();
     while clock.now() < ts("2026-03-10T12:00:00Z") {
         let d = Planner::decide(&s, clock.now(), false).unwrap();
@@ -201,7 +242,10 @@ fn dst_spring_forward_through_the_planner() {
 #[test]
 fn dst_fall_back_through_the_planner() {
     let clock = ManualClock::at("2026-10-30T12:00:00Z");
-    let mut s = schedule(Trigger::cron("30 1 * * *", Some("America/New_York")).unwrap(), None);
+    let mut s = schedule(
+        Trigger::cron("30 1 * * *", Some("America/New_York")).unwrap(),
+        None,
+    );
     let mut runs = Vec::new();
     while clock.now() < ts("2026-11-02T12:00:00Z") {
         let d = Planner::decide(&s, clock.now(), false).unwrap();

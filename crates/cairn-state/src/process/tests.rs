@@ -2,7 +2,8 @@ use super::*;
 
 #[test]
 fn parses_a_stat_line_with_parentheses_in_the_name() {
-    let line = "4242 (cairn (x) y) S 1 4242 4242 0 -1 4194304 100 0 0 0 5 3 0 0 20 0 3 0 987654 1000 200";
+    let line =
+        "4242 (cairn (x) y) S 1 4242 4242 0 -1 4194304 100 0 0 0 5 3 0 0 20 0 3 0 987654 1000 200";
     assert_eq!(parse_stat(line), Some(('S', 987_654)));
 }
 

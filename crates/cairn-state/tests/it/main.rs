@@ -4,7 +4,12 @@
 //! The child processes are this test binary itself, re-run with `CAIRN_STATE_CHILD` set
 //! and the name of the entry test.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, unreachable_pub)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs,
+    unreachable_pub
+)]
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -37,11 +42,21 @@ fn child_entry() {
     match role.as_str() {
         "writer" => {
             for i in 0..WRITES {
-                let op = NewOperation::new(OperationKind::Backup, format!("w{}", std::process::id()), "/r");
+                let op = NewOperation::new(
+                    OperationKind::Backup,
+                    format!("w{}", std::process::id()),
+                    "/r",
+                );
                 let id = db.begin_operation(&op).unwrap();
-                db.update_operation(id, OperationUpdate::new(i as u64, Some(100), 1)).unwrap();
-                db.finish_operation(id, OpState::Done, OperationUpdate::new(100, Some(100), 2), None)
+                db.update_operation(id, OperationUpdate::new(i as u64, Some(100), 1))
                     .unwrap();
+                db.finish_operation(
+                    id,
+                    OpState::Done,
+                    OperationUpdate::new(100, Some(100), 2),
+                    None,
+                )
+                .unwrap();
             }
         }
         "hang" => {
@@ -80,7 +95,10 @@ fn processes_write_concurrently() {
     }
     let all = db.operations(None).unwrap();
     assert_eq!(all.len(), 6 * WRITES);
-    assert!(all.iter().all(|o| o.state == OpState::Done && o.bytes_done == 100));
+    assert!(
+        all.iter()
+            .all(|o| o.state == OpState::Done && o.bytes_done == 100)
+    );
     eprintln!(
         "6 processes × {WRITES} operations (3 transactions each) in {:?}, {reads} concurrent reads",
         started.elapsed()
