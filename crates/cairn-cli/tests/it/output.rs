@@ -217,6 +217,9 @@ fn help() {
       catalog    List the files inside a snapshot
       key        Manage the passphrases (keys) of a repository
       app        Kubernetes applications: back up, restore, list, describe
+      status     Active and recent operations on this machine (backups, restores, copies, prunes …)
+      schedule   Manage scheduled backups (run by `cairn daemon`)
+      daemon     Run the schedules; optionally serve Prometheus metrics
       help       Print this message or the help of the given subcommand(s)
 
     Options:
@@ -257,6 +260,9 @@ fn no_arguments_is_a_usage_error() {
       catalog    List the files inside a snapshot
       key        Manage the passphrases (keys) of a repository
       app        Kubernetes applications: back up, restore, list, describe
+      status     Active and recent operations on this machine (backups, restores, copies, prunes …)
+      schedule   Manage scheduled backups (run by `cairn daemon`)
+      daemon     Run the schedules; optionally serve Prometheus metrics
       help       Print this message or the help of the given subcommand(s)
 
     Options:
