@@ -20,8 +20,9 @@ pub(crate) struct Cli {
 /// Options every command takes.
 #[derive(Debug, Args)]
 pub(crate) struct GlobalArgs {
-    /// Repository location: a path (local disk, NFS mount). Default: the embedded repository
-    /// in the user's data directory.
+    /// Repository location: a path (local disk, NFS mount), s3://bucket/prefix,
+    /// azblob://container/prefix, gs://bucket/prefix, or the name of stored credentials that
+    /// have a location. Default: the embedded repository in the user's data directory.
     #[arg(
         long,
         short = 'r',
@@ -50,6 +51,16 @@ pub(crate) struct GlobalArgs {
     /// No progress bars.
     #[arg(long, global = true)]
     pub(crate) no_progress: bool,
+    /// Stored credentials (name or id) for a remote --repo. Default: the only stored
+    /// credentials of the location's provider, if there is exactly one.
+    #[arg(long, global = true, env = "CAIRN_CREDENTIALS")]
+    pub(crate) credentials: Option<String>,
+    /// Limit uploads to this many KiB/s.
+    #[arg(long, global = true, value_name = "KIB_PER_S")]
+    pub(crate) limit_upload: Option<u64>,
+    /// Limit downloads to this many KiB/s.
+    #[arg(long, global = true, value_name = "KIB_PER_S")]
+    pub(crate) limit_download: Option<u64>,
     /// Worker threads for hashing, compression and encryption (default: one per core).
     #[arg(long, global = true)]
     pub(crate) threads: Option<usize>,
@@ -81,6 +92,88 @@ pub(crate) enum Command {
     Schedule(ScheduleCommand),
     /// Run the schedules; optionally serve Prometheus metrics.
     Daemon(DaemonArgs),
+    /// Manage stored credentials for remote locations (secrets are kept encrypted).
+    #[command(subcommand)]
+    Credentials(CredentialsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CredentialsCommand {
+    /// Store credentials for S3, Azure Blob or Google Cloud Storage; prints the new id.
+    Create(Box<CredentialsCreateArgs>),
+    /// List stored credentials (never their secrets).
+    List,
+    /// Delete stored credentials by name or id.
+    Delete {
+        /// Name or id.
+        name: String,
+    },
+}
+
+/// Secrets can come from a flag (visible to other local users in the process list), a file
+/// (the way Kubernetes Secrets are mounted) or the environment variable named in each help.
+#[derive(Debug, Args)]
+pub(crate) struct CredentialsCreateArgs {
+    /// Name to refer to these credentials by (--credentials NAME, --repo NAME).
+    pub(crate) name: String,
+    /// Which store.
+    #[arg(long, value_enum)]
+    pub(crate) provider: crate::credentials::Provider,
+    /// Default location for --repo NAME, e.g. s3://bucket/prefix.
+    #[arg(long)]
+    pub(crate) location: Option<String>,
+    /// Endpoint URL (S3-compatible stores, Azure emulators, GCS emulators).
+    #[arg(long)]
+    pub(crate) endpoint: Option<String>,
+    /// S3 region.
+    #[arg(long)]
+    pub(crate) region: Option<String>,
+    /// S3: address buckets as bucket.host (default: path style, host/bucket).
+    #[arg(long)]
+    pub(crate) virtual_host_style: bool,
+    /// Allow a plain-HTTP endpoint (a lab; credentials and data travel unencrypted).
+    #[arg(long)]
+    pub(crate) disable_tls: bool,
+    /// S3 access key id (else AWS_ACCESS_KEY_ID).
+    #[arg(long)]
+    pub(crate) access_key: Option<String>,
+    /// S3 secret access key (else --secret-key-file, else AWS_SECRET_ACCESS_KEY).
+    #[arg(long, hide_env_values = true)]
+    pub(crate) secret_key: Option<String>,
+    /// File holding the S3 secret access key.
+    #[arg(long)]
+    pub(crate) secret_key_file: Option<PathBuf>,
+    /// Azure storage account name (else AZURE_STORAGE_ACCOUNT).
+    #[arg(long)]
+    pub(crate) account_name: Option<String>,
+    /// Azure account key (else --account-key-file, else AZURE_STORAGE_KEY).
+    #[arg(long)]
+    pub(crate) account_key: Option<String>,
+    /// File holding the Azure account key.
+    #[arg(long)]
+    pub(crate) account_key_file: Option<PathBuf>,
+    /// Azure SAS token (else --sas-token-file, else AZURE_STORAGE_SAS_TOKEN).
+    #[arg(long)]
+    pub(crate) sas_token: Option<String>,
+    /// File holding the Azure SAS token.
+    #[arg(long)]
+    pub(crate) sas_token_file: Option<PathBuf>,
+    /// Google Cloud project (informational).
+    #[arg(long)]
+    pub(crate) project: Option<String>,
+    /// Google service-account JSON key file (its content is stored encrypted).
+    #[arg(long)]
+    pub(crate) json_key_file: Option<PathBuf>,
+    /// Google: send unsigned requests (an emulator or a public bucket).
+    #[arg(long)]
+    pub(crate) anonymous: bool,
+    /// Repository passphrase for repositories used with these credentials (else
+    /// --encryption-passphrase-file, else CAIRN_ENCRYPTION_PASSPHRASE).
+    #[arg(long)]
+    pub(crate) encryption_passphrase: Option<String>,
+    /// File holding the repository passphrase.
+    #[arg(long)]
+    pub(crate) encryption_passphrase_file: Option<PathBuf>,
 }
 
 /// Cost of deriving a key from a passphrase.

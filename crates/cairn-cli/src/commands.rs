@@ -4,6 +4,7 @@ mod app;
 mod backup;
 mod catalog;
 mod daemon;
+mod credentials;
 mod init;
 mod key;
 mod restore;
@@ -31,6 +32,7 @@ pub(crate) async fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatu
         Command::Status(a) => status::run(&a, printer).await,
         Command::Schedule(c) => schedule::run(g, c, printer),
         Command::Daemon(a) => daemon::run(g, &a, printer).await,
+        Command::Credentials(c) => credentials::run(c, printer),
     }
 }
 

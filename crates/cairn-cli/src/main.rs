@@ -2,6 +2,7 @@
 
 mod args;
 mod commands;
+mod credentials;
 mod exit;
 mod metrics;
 mod printer;

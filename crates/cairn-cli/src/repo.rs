@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use cairn_repo::{InitOptions, KdfParams, Repository};
-use cairn_storage::{DynStorage, Location};
+use cairn_storage::{DynStorage, Location, ThrottleStorage};
+
+use crate::credentials::{Credential, Store};
 
 use crate::args::{GlobalArgs, KdfArgs};
 use crate::printer::Printer;
@@ -30,17 +32,87 @@ pub(crate) fn location(g: &GlobalArgs) -> anyhow::Result<(String, bool)> {
     }
 }
 
-/// Opens the storage at the configured location.
-pub(crate) fn storage(g: &GlobalArgs) -> anyhow::Result<(DynStorage, bool)> {
+/// Where the repository is and which stored credentials reach it.
+pub(crate) struct Resolved {
+    pub(crate) location: Location,
+    pub(crate) is_default: bool,
+    credential: Option<(Store, Credential)>,
+}
+
+/// Resolves `--repo` (a path, a URL, or the name of stored credentials with a location) and
+/// the credentials to use: `--credentials NAME`, else the ones `--repo` named, else the only
+/// stored credentials of the location's provider.
+pub(crate) fn resolve(g: &GlobalArgs) -> anyhow::Result<Resolved> {
     let (loc, is_default) = location(g)?;
-    let parsed =
-        Location::parse(&loc).with_context(|| format!("invalid repository location {loc:?}"))?;
-    let opts = cairn_storage::remote::RemoteOptions::from_env()
+    let mut store = None;
+    let mut named = None;
+    if !is_default && !loc.contains(['/', '\\', ':']) {
+        let s = Store::load()?;
+        if let Some(c) = s.get(&loc).filter(|c| c.location.is_some()).cloned() {
+            named = Some(c);
+        }
+        store = Some(s);
+    }
+    let text = named
+        .as_ref()
+        .and_then(|c| c.location.clone())
+        .unwrap_or(loc);
+    let location =
+        Location::parse(&text).with_context(|| format!("invalid repository location {text:?}"))?;
+    let Location::Remote { service, .. } = &location else {
+        return Ok(Resolved {
+            location,
+            is_default,
+            credential: None,
+        });
+    };
+    let store = match store {
+        Some(s) => s,
+        None => Store::load()?,
+    };
+    let credential = if let Some(name) = &g.credentials {
+        let Some(c) = store.get(name).cloned() else {
+            bail!("no stored credentials named {name:?} (see `cairn credentials list`)");
+        };
+        if c.provider.service() != *service {
+            bail!(
+                "credentials {name:?} are for {}, not for {location}",
+                c.provider.name()
+            );
+        }
+        Some(c)
+    } else {
+        named.or_else(|| store.default_for(*service).cloned())
+    };
+    Ok(Resolved {
+        location,
+        is_default,
+        credential: credential.map(|c| (store, c)),
+    })
+}
+
+/// Opens the storage at the configured location, with bandwidth limits.
+pub(crate) fn storage(g: &GlobalArgs) -> anyhow::Result<(DynStorage, bool)> {
+    let r = resolve(g)?;
+    let mut opts = cairn_storage::remote::RemoteOptions::from_env()
         .context("reading storage settings from the environment")?;
-    let st = parsed
+    if let Some((store, c)) = &r.credential {
+        opts = c.remote_options(store, opts)?;
+        tracing::debug!(credentials = %c.name, location = %r.location, "using stored credentials");
+    }
+    let mut st = r
+        .location
         .open(&opts)
-        .with_context(|| format!("cannot open storage at {parsed}"))?;
-    Ok((st, is_default))
+        .with_context(|| format!("cannot open storage at {}", r.location))?;
+    if g.limit_upload.is_some() || g.limit_download.is_some() {
+        let kib = |v: Option<u64>| v.map(|k| k.saturating_mul(1024));
+        st = Arc::new(ThrottleStorage::new(
+            st,
+            kib(g.limit_upload),
+            kib(g.limit_download),
+        ));
+    }
+    Ok((st, r.is_default))
 }
 
 fn trim_newline(mut v: Vec<u8>) -> Vec<u8> {
@@ -50,7 +122,8 @@ fn trim_newline(mut v: Vec<u8>) -> Vec<u8> {
     v
 }
 
-/// The passphrase: --password-file, CAIRN_PASSWORD, or a prompt on a terminal.
+/// The passphrase: --password-file, CAIRN_PASSWORD, the encryption passphrase of the
+/// stored credentials in use, or a prompt on a terminal.
 pub(crate) fn passphrase(g: &GlobalArgs, confirm: bool) -> anyhow::Result<Secret> {
     if let Some(f) = &g.password_file {
         let v = fs_err::read(f).context("reading the password file")?;
@@ -58,6 +131,11 @@ pub(crate) fn passphrase(g: &GlobalArgs, confirm: bool) -> anyhow::Result<Secret
     }
     if let Ok(p) = std::env::var("CAIRN_PASSWORD") {
         return Ok(Secret::new(p.into_bytes()));
+    }
+    if let Some((store, c)) = &resolve(g)?.credential
+        && let Some(p) = c.passphrase(store)?
+    {
+        return Ok(Secret::new(p.expose().as_bytes().to_vec()));
     }
     prompt("Repository passphrase: ", confirm)
 }

@@ -6,7 +6,7 @@
 //!
 //! Backends: [`memory`] (tests), [`local`] (a path: local disk or a mounted NFS share; the
 //! embedded default), and [`remote`] (S3, Azure Blob, GCS through Apache `OpenDAL`).
-//! Layers wrap a `Storage` and are `Storage` themselves: [`retry`].
+//! Layers wrap a `Storage` and are `Storage` themselves: [`retry`], [`throttle`].
 
 mod error;
 pub mod local;
@@ -15,6 +15,7 @@ pub mod memory;
 mod path;
 pub mod remote;
 pub mod retry;
+pub mod throttle;
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -28,6 +29,7 @@ pub use location::Location;
 pub use memory::MemoryStorage;
 pub use remote::{RemoteOptions, RemoteService, RemoteStorage};
 pub use retry::{RetryOptions, RetryStorage};
+pub use throttle::ThrottleStorage;
 
 /// One object found by [`Storage::list`].
 #[derive(Debug, Clone, PartialEq, Eq)]

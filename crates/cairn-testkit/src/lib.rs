@@ -4,7 +4,9 @@
 //!   injects temporary errors, with per-operation call counters.
 //! - [`behaviour_trials`]: the storage behaviour suite every backend must pass, as
 //!   `libtest-mimic` trials (run by `tests/behaviour/main.rs` against memory, local and,
-//!   when `CAIRN_TEST_STORAGE` is set, a real remote server).
+//!   the real servers named by `CAIRN_TEST_<BACKEND>_URL`).
+//! - [`servers`]: finding those servers (s3s-fs, moto, Azurite, fake-gcs-server) and
+//!   skipping or failing (in CI) when one is absent.
 //! - [`random_name`]: unique names for temporary roots and prefixes.
 //!
 //! Repository fixtures (`set_up_repo`, damaged repositories) will join once `cairn-repo`
@@ -12,9 +14,11 @@
 
 pub mod behaviour;
 pub mod fault;
+pub mod servers;
 
 pub use behaviour::{Outcome, behaviour_trials, pattern};
 pub use fault::{FaultStorage, Injected, Op, Trigger, WriteFault};
+pub use servers::TestServer;
 
 /// A random name such as `cairn-test-1f2e3d4c5b6a7988`, for temporary roots and prefixes.
 ///
