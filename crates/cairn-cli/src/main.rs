@@ -65,6 +65,13 @@ fn init_tracing(g: &args::GlobalArgs) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_env("CAIRN_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    // OpenDAL's request signer (reqsign) logs its credential providers with their secrets at
+    // debug level; keep it silent whatever the user asked for (issue 4: secrets are never
+    // logged).
+    let filter = match "reqsign=off".parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

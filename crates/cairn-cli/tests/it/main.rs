@@ -18,5 +18,6 @@ mod interrupt;
 mod kill;
 mod ops;
 mod output;
+mod remote;
 mod secrets;
 mod volume;
