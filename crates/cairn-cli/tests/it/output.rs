@@ -210,28 +210,36 @@ fn help() {
     Usage: cairn [OPTIONS] <COMMAND>
 
     Commands:
-      init       Create a repository
-      backup     Back up paths, a volume (--volume) or standard input (--stdin)
-      restore    Restore a snapshot (or a path inside it) to a directory, file or device
-      snapshots  List snapshots
-      catalog    List the files inside a snapshot
-      key        Manage the passphrases (keys) of a repository
-      app        Kubernetes applications: back up, restore, list, describe
-      status     Active and recent operations on this machine (backups, restores, copies, prunes …)
-      schedule   Manage scheduled backups (run by `cairn daemon`)
-      daemon     Run the schedules; optionally serve Prometheus metrics
-      help       Print this message or the help of the given subcommand(s)
+      init         Create a repository
+      backup       Back up paths, a volume (--volume) or standard input (--stdin)
+      restore      Restore a snapshot (or a path inside it) to a directory, file or device
+      snapshots    List snapshots
+      catalog      List the files inside a snapshot
+      key          Manage the passphrases (keys) of a repository
+      app          Kubernetes applications: back up, restore, list, describe
+      status       Active and recent operations on this machine (backups, restores, copies, prunes …)
+      schedule     Manage scheduled backups (run by `cairn daemon`)
+      daemon       Run the schedules; optionally serve Prometheus metrics
+      credentials  Manage stored credentials for remote locations (secrets are kept encrypted)
+      help         Print this message or the help of the given subcommand(s)
 
     Options:
-      -r, --repo <REPO>                    Repository location: a path (local disk, NFS mount). Default:
-                                           the embedded repository in the user's data directory [env:
-                                           CAIRN_REPOSITORY]
+      -r, --repo <REPO>                    Repository location: a path (local disk, NFS mount),
+                                           s3://bucket/prefix, azblob://container/prefix,
+                                           gs://bucket/prefix, or the name of stored credentials that
+                                           have a location. Default: the embedded repository in the
+                                           user's data directory [env: CAIRN_REPOSITORY]
           --password-file <PASSWORD_FILE>  Read the passphrase from this file (else CAIRN_PASSWORD, else
                                            a prompt on a terminal) [env: CAIRN_PASSWORD_FILE]
           --json                           Machine-readable JSON output on stdout
       -q, --quiet                          Print only results and errors
       -v, --verbose...                     More log output (repeat for more)
           --no-progress                    No progress bars
+          --credentials <CREDENTIALS>      Stored credentials (name or id) for a remote --repo. Default:
+                                           the only stored credentials of the location's provider, if
+                                           there is exactly one [env: CAIRN_CREDENTIALS=]
+          --limit-upload <KIB_PER_S>       Limit uploads to this many KiB/s
+          --limit-download <KIB_PER_S>     Limit downloads to this many KiB/s
           --threads <THREADS>              Worker threads for hashing, compression and encryption
                                            (default: one per core)
       -h, --help                           Print help
@@ -253,6 +261,7 @@ fn no_arguments_is_a_usage_error() {
     Usage: cairn [OPTIONS] <COMMAND>
 
     Commands:
+<<<<<<< HEAD
       init       Create a repository
       backup     Back up paths, a volume (--volume) or standard input (--stdin)
       restore    Restore a snapshot (or a path inside it) to a directory, file or device
@@ -264,17 +273,35 @@ fn no_arguments_is_a_usage_error() {
       schedule   Manage scheduled backups (run by `cairn daemon`)
       daemon     Run the schedules; optionally serve Prometheus metrics
       help       Print this message or the help of the given subcommand(s)
+=======
+      init         Create a repository
+      backup       Back up paths, a volume (--volume) or standard input (--stdin)
+      restore      Restore a snapshot (or a path inside it) to a directory, file or device
+      snapshots    List snapshots
+      catalog      List the files inside a snapshot
+      key          Manage the passphrases (keys) of a repository
+      app          Kubernetes applications: back up, restore, list, describe
+      credentials  Manage stored credentials for remote locations (secrets are kept encrypted)
+      help         Print this message or the help of the given subcommand(s)
+>>>>>>> 6e0dfa7 (cairn-cli: help snapshots list credentials and the new global flags)
 
     Options:
-      -r, --repo <REPO>                    Repository location: a path (local disk, NFS mount). Default:
-                                           the embedded repository in the user's data directory [env:
-                                           CAIRN_REPOSITORY]
+      -r, --repo <REPO>                    Repository location: a path (local disk, NFS mount),
+                                           s3://bucket/prefix, azblob://container/prefix,
+                                           gs://bucket/prefix, or the name of stored credentials that
+                                           have a location. Default: the embedded repository in the
+                                           user's data directory [env: CAIRN_REPOSITORY]
           --password-file <PASSWORD_FILE>  Read the passphrase from this file (else CAIRN_PASSWORD, else
                                            a prompt on a terminal) [env: CAIRN_PASSWORD_FILE]
           --json                           Machine-readable JSON output on stdout
       -q, --quiet                          Print only results and errors
       -v, --verbose...                     More log output (repeat for more)
           --no-progress                    No progress bars
+          --credentials <CREDENTIALS>      Stored credentials (name or id) for a remote --repo. Default:
+                                           the only stored credentials of the location's provider, if
+                                           there is exactly one [env: CAIRN_CREDENTIALS=]
+          --limit-upload <KIB_PER_S>       Limit uploads to this many KiB/s
+          --limit-download <KIB_PER_S>     Limit downloads to this many KiB/s
           --threads <THREADS>              Worker threads for hashing, compression and encryption
                                            (default: one per core)
       -h, --help                           Print help
