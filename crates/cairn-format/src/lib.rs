@@ -12,6 +12,7 @@ mod blob;
 mod blocklist;
 mod config;
 mod error;
+mod garbage;
 mod id;
 mod index;
 mod key;
@@ -26,6 +27,7 @@ pub use blob::{BlobCodec, BlobKind, blob_aad, decode_blob_payload_header, object
 pub use blocklist::{BlockList, BlockListError, BlockRange};
 pub use config::{ChunkerConfig, RepoConfig};
 pub use error::FormatError;
+pub use garbage::GarbagePlan;
 pub use id::Id;
 pub use index::{IndexFile, IndexPack};
 pub use key::{KdfSpec, KeyFile};
@@ -54,6 +56,10 @@ pub mod layout {
     pub const SNAPSHOTS: &str = "snapshots";
     /// Lock files.
     pub const LOCKS: &str = "locks";
+    /// Garbage plans: packs marked by prune, deleted after the safety margin.
+    pub const GARBAGE: &str = "garbage";
+    /// The sealed copy of `config` that authenticates it.
+    pub const CONFIG_SEALED: &str = "config.sealed";
 
     /// The storage path of a pack.
     pub fn pack_path(id: &crate::Id) -> String {

@@ -163,8 +163,10 @@ impl Archiver {
             for (pos, id) in done {
                 nodes[pos].subtree = Some(id);
             }
+            // Reuse the parent's tree only while it is stored outside garbage packs (§14).
             if let (Some(pid), Some(pt)) = (parent, &parent_tree)
                 && pt.nodes == nodes
+                && self.writer.is_stored(&pid)
             {
                 return Ok(pid);
             }
@@ -339,8 +341,16 @@ impl Archiver {
     ) -> Result<Scanned> {
         self.check_cancel()?;
         self.count_file(&node);
+        // An unchanged file keeps its parent's content only if every blob of it may be
+        // reused (none is held only by packs a prune marked as garbage, §14).
         if !self.full
-            && let Some(old) = old.filter(|o| unchanged(o, &node))
+            && let Some(old) = old.filter(|o| {
+                unchanged(o, &node)
+                    && o
+                        .content
+                        .iter()
+                        .all(|e| e.blob().is_none_or(|id| self.writer.is_stored(&id)))
+            })
         {
             self.progress.add_items(1);
             self.progress.add_bytes(node.size);

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::archiver::{Archiver, TreeStats};
 use crate::blob::blob_id;
 use crate::keys::local_identity;
+use crate::lock::LockGuard;
 use crate::progress::DynProgress;
 use crate::worker::{cpu, ship, ship_blocking};
 use crate::writer::{BlobWriter, PackSender, UploadSummary, Uploader};
@@ -81,6 +82,8 @@ pub struct BackupOutcome {
 /// Pack writing for one backup: the blob writer, the upload task and its channel.
 pub(crate) struct Session {
     repo: Arc<Repository>,
+    /// The shared lock that tells prune this backup may reference what its index showed.
+    lock: LockGuard,
     pub(crate) writer: Arc<BlobWriter>,
     pub(crate) tx: PackSender,
     uploader: Uploader,
@@ -88,11 +91,16 @@ pub(crate) struct Session {
 
 impl Session {
     pub(crate) async fn start(repo: &Arc<Repository>, concurrency: usize) -> Result<Self> {
+        // Lock first, then load the index (with the garbage marks) fresh: prune relies on
+        // every backup's view being at least as new as its lock (docs/format.md §14).
+        let lock = repo.lock(false, "backup", repo.lock_options()).await?;
+        repo.forget_index().await;
         let index = repo.index().await?;
         let writer = Arc::new(BlobWriter::new(repo, index));
         let (uploader, tx) = Uploader::start(repo, concurrency, writer.stats.clone());
         Ok(Self {
             repo: repo.clone(),
+            lock,
             writer,
             tx,
             uploader,
@@ -100,9 +108,10 @@ impl Session {
     }
 
     /// Closes open packs and waits until every pack and index is durable.
-    pub(crate) async fn finish(self) -> Result<UploadSummary> {
+    pub(crate) async fn finish(self) -> Result<(UploadSummary, LockGuard)> {
         let Session {
             repo,
+            lock,
             writer,
             tx,
             uploader,
@@ -127,7 +136,7 @@ impl Session {
         repo.forget_index().await;
         let summary = summary?;
         sent?;
-        Ok(summary)
+        Ok((summary, lock))
     }
 
     /// After a failure: keeps what was read (uploads and indexes the open packs, so the next
@@ -174,12 +183,14 @@ pub(crate) async fn commit(
     started: Instant,
 ) -> Result<BackupOutcome> {
     let written = session.writer.stats.clone();
-    let _summary = session.finish().await?;
+    let (_summary, lock) = session.finish().await?;
+    lock.check_fresh()?;
     snap.summary.blobs_added = written.blobs.load(Ordering::Relaxed);
     snap.summary.bytes_added = written.raw_bytes.load(Ordering::Relaxed);
     snap.summary.bytes_stored = written.stored_bytes.load(Ordering::Relaxed);
     snap.summary.duration_ms = started.elapsed().as_millis() as u64;
     let id = repo.save_snapshot(&snap).await?;
+    lock.release().await;
     tracing::info!(snapshot = %id.short(), "snapshot saved");
     Ok(BackupOutcome { id, snapshot: snap })
 }

@@ -61,6 +61,9 @@ pub struct Index {
     packs: Vec<(Id, u64)>,
     pack_pos: IdMap<u32>,
     files: Vec<Id>,
+    /// Packs a prune marked as garbage (docs/format.md §14): still readable, but a backup
+    /// must not reuse a blob that only they hold, and readers prefer other copies.
+    garbage: IdSet,
 }
 
 impl Index {
@@ -70,6 +73,16 @@ impl Index {
         for p in &file.packs {
             self.add_pack(p);
         }
+    }
+
+    /// Declares packs marked as garbage; call before adding index files.
+    pub(crate) fn set_garbage(&mut self, packs: IdSet) {
+        self.garbage = packs;
+    }
+
+    /// True if the pack is marked as garbage.
+    pub fn is_garbage(&self, pack: &Id) -> bool {
+        self.garbage.contains(pack)
     }
 
     /// Adds one pack's blobs.
@@ -83,7 +96,17 @@ impl Index {
             n
         };
         self.blobs.reserve(p.blobs.len());
+        let garbage = self.garbage.contains(&p.id);
         for b in &p.blobs {
+            // Keep a copy in a live pack over one in a garbage pack.
+            if garbage
+                && self
+                    .blobs
+                    .get(&b.id)
+                    .is_some_and(|e| !self.garbage.contains(&self.packs[e.pack as usize].0))
+            {
+                continue;
+            }
             self.blobs.insert(
                 b.id,
                 Entry {
@@ -112,6 +135,14 @@ impl Index {
     /// True if the blob is indexed.
     pub fn contains(&self, id: &Id) -> bool {
         self.blobs.contains_key(id)
+    }
+
+    /// True if a backup may reference the blob without storing it: it is indexed in a pack
+    /// that is not marked as garbage (the rule that makes prune safe, docs/format.md §14).
+    pub fn is_reusable(&self, id: &Id) -> bool {
+        self.blobs
+            .get(id)
+            .is_some_and(|e| !self.garbage.contains(&self.packs[e.pack as usize].0))
     }
 
     /// Number of blobs.

@@ -78,7 +78,7 @@ pub(crate) async fn read_keys(storage: &DynStorage) -> Result<Vec<(Id, KeyFile)>
 
 /// Reads every key file, with a result for each: one damaged key file must not keep the
 /// others from opening the repository.
-async fn read_each_key(storage: &DynStorage) -> Result<Vec<(Id, Result<KeyFile>)>> {
+pub(crate) async fn read_each_key(storage: &DynStorage) -> Result<Vec<(Id, Result<KeyFile>)>> {
     let entries = storage.list(layout::KEYS).await?;
     Ok(futures::stream::iter(entries)
         .filter_map(|e| async move { e.path.rsplit('/').next().and_then(|n| n.parse::<Id>().ok()) })

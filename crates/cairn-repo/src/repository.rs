@@ -4,13 +4,16 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use cairn_crypto::{KdfParams, MasterKey};
-use cairn_format::{ChunkerConfig, FORMAT_VERSION, Id, IndexFile, RepoConfig, layout, object_aad};
+use cairn_format::{
+    ChunkerConfig, FORMAT_VERSION, GarbagePlan, Id, IndexFile, RepoConfig, layout, object_aad,
+};
 use cairn_storage::{DynStorage, ErrorKind};
 use futures::{StreamExt, TryStreamExt};
 use tokio::sync::Mutex;
 
-use crate::index::Index;
+use crate::index::{IdSet, Index};
 use crate::keys;
+use crate::lock::LockOptions;
 use crate::reader::PackCache;
 use crate::{Error, Result};
 
@@ -52,6 +55,9 @@ pub struct Repository {
     /// The index, loaded on first use; forgotten when a backup adds packs to the repository.
     index: Mutex<Option<Arc<Index>>>,
     pub(crate) pack_cache: PackCache,
+    lock_options: LockOptions,
+    /// Why `config` could not be used, if it was replaced by its sealed copy on open.
+    config_damage: Option<String>,
 }
 
 /// How many objects to fetch at once when listing or loading many.
@@ -87,6 +93,13 @@ impl Repository {
         let bytes = config
             .to_bytes()
             .map_err(|e| Error::Internal(e.to_string()))?;
+        // The sealed copy authenticates the public config (docs/format.md §5).
+        let mut sealed = Vec::new();
+        cairn_crypto::seal_into(&key, &object_aad("config"), &bytes, &mut sealed)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        storage
+            .write(layout::CONFIG_SEALED, Bytes::from(sealed))
+            .await?;
         match storage.write_new(layout::CONFIG, Bytes::from(bytes)).await {
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                 return Err(Error::AlreadyInitialized { location });
@@ -102,9 +115,45 @@ impl Repository {
     /// # Errors
     /// `NotARepository`, `WrongPassphrase`, `Unsupported` (newer format), storage errors.
     pub async fn open(storage: DynStorage, passphrase: &[u8]) -> Result<Self> {
-        let config = Self::read_config(&storage).await?;
+        let config = match Self::read_config(&storage).await {
+            Err(e) if !e.is_corruption() => return Err(e),
+            r => r,
+        };
         let (key, key_id) = keys::unlock(&storage, passphrase).await?;
-        Ok(Self::assemble(storage, config, key, key_id))
+        let (config, config_damage) = match config {
+            Ok(c) => (c, None),
+            Err(e) => {
+                // A damaged public config: use the authenticated copy if there is one.
+                let Some((c, _)) = Self::read_sealed_config(&storage, &key).await? else {
+                    return Err(e);
+                };
+                tracing::warn!(error = %e, "config is damaged; using its sealed copy");
+                (c, Some(e.to_string()))
+            }
+        };
+        let mut repo = Self::assemble(storage, config, key, key_id);
+        repo.config_damage = config_damage;
+        Ok(repo)
+    }
+
+    /// Reads and opens `config.sealed`: the config and its exact bytes, or `None` if absent
+    /// (repositories made before it existed).
+    ///
+    /// # Errors
+    /// `Corrupt` if it fails authentication or does not parse; storage errors.
+    pub(crate) async fn read_sealed_config(
+        storage: &DynStorage,
+        key: &MasterKey,
+    ) -> Result<Option<(RepoConfig, Vec<u8>)>> {
+        let sealed = match storage.read(layout::CONFIG_SEALED).await {
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            r => r?,
+        };
+        let plain = cairn_crypto::open(key, &object_aad("config"), &sealed)
+            .map_err(|e| Error::corrupt(layout::CONFIG_SEALED, e))?;
+        let config = RepoConfig::from_bytes(&plain)
+            .map_err(|e| Error::format(layout::CONFIG_SEALED, e))?;
+        Ok(Some((config, plain)))
     }
 
     /// Reads and parses the public config.
@@ -131,7 +180,24 @@ impl Repository {
             key_id,
             index: Mutex::new(None),
             pack_cache: PackCache::new(64 * 1024 * 1024),
+            lock_options: LockOptions::default(),
+            config_damage: None,
         }
+    }
+
+    /// Sets the lock timing of this process (tests shorten it).
+    pub fn set_lock_options(&mut self, opts: LockOptions) {
+        self.lock_options = opts;
+    }
+
+    /// The lock timing.
+    pub fn lock_options(&self) -> LockOptions {
+        self.lock_options
+    }
+
+    /// If `config` was damaged and its authenticated copy used instead: what was wrong.
+    pub fn config_damage(&self) -> Option<&str> {
+        self.config_damage.as_deref()
     }
 
     /// The storage.
@@ -216,22 +282,23 @@ impl Repository {
     /// # Errors
     /// Storage errors or a corrupt index file.
     pub async fn load_index(&self) -> Result<Index> {
-        let ids = self.list_ids(layout::INDEX).await?;
-        let files: Vec<(Id, IndexFile)> = futures::stream::iter(ids)
-            .map(|id| async move {
-                let plain = self.load_object(layout::INDEX, "index", &id).await?;
-                let file = IndexFile::from_bytes(&plain)
-                    .map_err(|e| Error::format(format!("index {}", id.short()), e))?;
-                Ok::<_, Error>((id, file))
-            })
-            .buffer_unordered(LOAD_CONCURRENCY)
-            .try_collect()
-            .await?;
+        let garbage = self.garbage_packs().await?;
+        // A prune may delete superseded index files between our listing and our reads; the
+        // file superseding them was written first, so listing again finds it.
+        let mut attempt = 0;
+        let files = loop {
+            attempt += 1;
+            match self.load_index_files().await {
+                Err(Error::Storage(e)) if e.kind() == ErrorKind::NotFound && attempt < 5 => {}
+                r => break r?,
+            }
+        };
         let superseded: std::collections::HashSet<Id> = files
             .iter()
             .flat_map(|(_, f)| f.supersedes.iter().copied())
             .collect();
         let mut index = Index::default();
+        index.set_garbage(garbage);
         for (id, f) in &files {
             if !superseded.contains(id) {
                 index.add_file(*id, f);
@@ -239,6 +306,79 @@ impl Repository {
         }
         tracing::debug!(blobs = index.len(), files = files.len(), "index loaded");
         Ok(index)
+    }
+
+    /// Reads every index file; a damaged one is skipped with a warning (its packs look
+    /// unindexed: `check` reports it and `repair index` rebuilds it).
+    async fn load_index_files(&self) -> Result<Vec<(Id, IndexFile)>> {
+        let ids = self.list_ids(layout::INDEX).await?;
+        let loaded: Vec<Option<(Id, IndexFile)>> = futures::stream::iter(ids)
+            .map(|id| async move {
+                match self.load_index_file(&id).await {
+                    Ok(f) => Ok(Some((id, f))),
+                    Err(e) if e.is_corruption() => {
+                        tracing::warn!(index = %id.short(), error = %e, "skipping damaged index file");
+                        Ok(None)
+                    }
+                    Err(e) => Err(e),
+                }
+            })
+            .buffer_unordered(LOAD_CONCURRENCY)
+            .try_collect()
+            .await?;
+        Ok(loaded.into_iter().flatten().collect())
+    }
+
+    /// Loads one index file.
+    ///
+    /// # Errors
+    /// Storage errors; `Corrupt`.
+    pub(crate) async fn load_index_file(&self, id: &Id) -> Result<IndexFile> {
+        let plain = self.load_object(layout::INDEX, "index", id).await?;
+        IndexFile::from_bytes(&plain).map_err(|e| Error::format(format!("index {}", id.short()), e))
+    }
+
+    /// Packs marked as garbage by every readable plan. A damaged plan is skipped: prune
+    /// reads the same plans, so it never deletes a pack that backups did not see marked.
+    pub(crate) async fn garbage_packs(&self) -> Result<IdSet> {
+        let mut set = IdSet::default();
+        for (_, plan) in self.garbage_plans().await? {
+            if let Ok(plan) = plan {
+                set.extend(plan.packs);
+            }
+        }
+        Ok(set)
+    }
+
+    /// Every garbage plan, or why it cannot be read. Plans deleted while listing are left
+    /// out.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub(crate) async fn garbage_plans(
+        &self,
+    ) -> Result<Vec<(Id, std::result::Result<GarbagePlan, String>)>> {
+        let ids = self.list_ids(layout::GARBAGE).await?;
+        let found: Vec<Option<(Id, std::result::Result<GarbagePlan, String>)>> =
+            futures::stream::iter(ids)
+                .map(|id| async move {
+                    match self.load_object(layout::GARBAGE, "garbage", &id).await {
+                        Err(Error::Storage(e)) if e.kind() == ErrorKind::NotFound => Ok(None),
+                        Err(e) if e.is_corruption() => {
+                            tracing::warn!(plan = %id.short(), error = %e, "skipping damaged garbage plan");
+                            Ok(Some((id, Err(e.to_string()))))
+                        }
+                        Err(e) => Err(e),
+                        Ok(plain) => Ok(Some((
+                            id,
+                            GarbagePlan::from_bytes(&plain).map_err(|e| e.to_string()),
+                        ))),
+                    }
+                })
+                .buffer_unordered(LOAD_CONCURRENCY)
+                .try_collect()
+                .await?;
+        Ok(found.into_iter().flatten().collect())
     }
 
     /// Forgets the cached index through a shared handle: a backup calls this once its packs

@@ -77,6 +77,28 @@ pub async fn restore(
     progress: DynProgress,
     cancel: CancellationToken,
 ) -> Result<RestoreOutcome> {
+    // A shared lock: prune does not delete packs this restore may read (docs/format.md §14).
+    let lock = repo.lock(false, "restore", repo.lock_options()).await?;
+    repo.forget_index().await;
+    let r = restore_unlocked(
+        repo, snap, snap_name, subpath, target, opts, progress, cancel,
+    )
+    .await;
+    lock.release().await;
+    r
+}
+
+#[allow(clippy::too_many_arguments, reason = "the public signature of restore")]
+async fn restore_unlocked(
+    repo: &Arc<Repository>,
+    snap: &Snapshot,
+    snap_name: &str,
+    subpath: &str,
+    target: &Path,
+    opts: &RestoreOptions,
+    progress: DynProgress,
+    cancel: CancellationToken,
+) -> Result<RestoreOutcome> {
     match &snap.root {
         Root::Volume(map) => {
             if !subpath.trim_matches('/').is_empty() {

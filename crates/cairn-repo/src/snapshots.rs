@@ -2,6 +2,7 @@
 //! resolving references such as `latest` or an id prefix.
 
 use cairn_format::{Id, Snapshot, SourceKind, layout};
+use cairn_storage::ErrorKind;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::repository::LOAD_CONCURRENCY;
@@ -65,12 +66,18 @@ impl Repository {
     /// Storage errors; `Corrupt` if any snapshot is damaged.
     pub async fn snapshots(&self, filter: &SnapshotFilter) -> Result<Vec<(Id, Snapshot)>> {
         let ids = self.list_ids(layout::SNAPSHOTS).await?;
-        let mut all: Vec<(Id, Snapshot)> = futures::stream::iter(ids)
-            .map(|id| async move { self.load_snapshot(&id).await.map(|s| (id, s)) })
+        let loaded: Vec<Option<(Id, Snapshot)>> = futures::stream::iter(ids)
+            .map(|id| async move {
+                match self.load_snapshot(&id).await {
+                    // Forgotten since listed.
+                    Err(Error::Storage(e)) if e.kind() == ErrorKind::NotFound => Ok(None),
+                    r => r.map(|s| filter.matches(&s).then_some((id, s))),
+                }
+            })
             .buffer_unordered(LOAD_CONCURRENCY)
-            .try_filter(|(_, s)| futures::future::ready(filter.matches(s)))
             .try_collect()
             .await?;
+        let mut all: Vec<(Id, Snapshot)> = loaded.into_iter().flatten().collect();
         all.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
         Ok(all)
     }
@@ -125,6 +132,7 @@ impl Repository {
         for (id, s) in loaded {
             let s = match s {
                 Ok(s) => s,
+                Err(Error::Storage(e)) if e.kind() == ErrorKind::NotFound => continue,
                 Err(e) if e.is_corruption() => {
                     tracing::warn!(snapshot = %id.short(), error = %e, "skipping damaged snapshot");
                     continue;

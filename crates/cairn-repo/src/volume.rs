@@ -178,7 +178,8 @@ fn process_leaf(
                         .parent
                         .as_ref()
                         .and_then(|p| p.chunks.get(first_chunk + i))
-                        .is_some_and(|pc| *pc == VolChunk::Data(id));
+                        .is_some_and(|pc| *pc == VolChunk::Data(id))
+                        && writer.is_stored(&id);
                     if !same_as_parent {
                         ship_blocking(tx, writer.add(BlobKind::Data, id, c)?)?;
                     }

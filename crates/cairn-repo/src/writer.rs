@@ -107,17 +107,42 @@ impl BlobWriter {
     /// Adds a blob unless it is already stored. Returns a pack to upload if this filled one.
     /// CPU-bound: call from a worker thread.
     pub(crate) fn add(&self, kind: BlobKind, id: Id, plain: &[u8]) -> Result<Option<FinishedPack>> {
-        if self.index.contains(&id) || !self.pending.lock().insert(id) {
+        if self.index.is_reusable(&id) || !self.pending.lock().insert(id) {
             return Ok(None);
         }
         let mut sealed = Vec::with_capacity(plain.len() + 64);
         encode_blob(&self.key, self.level, kind, &id, plain, &mut sealed)?;
+        let raw_length = u32::try_from(plain.len())
+            .map_err(|_| Error::Internal("blob larger than 4 GiB".into()))?;
+        self.push(kind, id, &sealed, raw_length)
+    }
+
+    /// Adds an already sealed blob (prune copies live blobs out of mostly-empty packs
+    /// without re-encoding them; the envelope is bound to the blob, not to its pack).
+    pub(crate) fn add_sealed(
+        &self,
+        kind: BlobKind,
+        id: Id,
+        sealed: &[u8],
+        raw_length: u32,
+    ) -> Result<Option<FinishedPack>> {
+        if self.index.is_reusable(&id) || !self.pending.lock().insert(id) {
+            return Ok(None);
+        }
+        self.push(kind, id, sealed, raw_length)
+    }
+
+    fn push(
+        &self,
+        kind: BlobKind,
+        id: Id,
+        sealed: &[u8],
+        raw_length: u32,
+    ) -> Result<Option<FinishedPack>> {
         self.stats.blobs.fetch_add(1, Ordering::Relaxed);
         self.stats
             .raw_bytes
-            .fetch_add(plain.len() as u64, Ordering::Relaxed);
-        let raw_length = u32::try_from(plain.len())
-            .map_err(|_| Error::Internal("blob larger than 4 GiB".into()))?;
+            .fetch_add(u64::from(raw_length), Ordering::Relaxed);
         let length = u32::try_from(sealed.len())
             .map_err(|_| Error::Internal("blob larger than 4 GiB".into()))?;
         let full = {
@@ -128,7 +153,7 @@ impl BlobWriter {
             };
             let offset = u32::try_from(p.buf.len())
                 .map_err(|_| Error::Internal("pack larger than 4 GiB".into()))?;
-            p.buf.extend_from_slice(&sealed);
+            p.buf.extend_from_slice(sealed);
             p.blobs.push(PackBlob {
                 id,
                 kind,
@@ -143,6 +168,12 @@ impl BlobWriter {
             }
         };
         full.map(|p| p.finish(&self.key)).transpose()
+    }
+
+    /// True if a blob may be referenced without storing it: reusable in the index (not only
+    /// in garbage packs) or added by this writer. Parent reuse must ask this (§14).
+    pub(crate) fn is_stored(&self, id: &Id) -> bool {
+        self.index.is_reusable(id) || self.pending.lock().contains(id)
     }
 
     /// Closes the open packs, returning those that hold blobs.
