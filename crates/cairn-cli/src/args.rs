@@ -95,6 +95,19 @@ pub(crate) enum Command {
     /// Manage stored credentials for remote locations (secrets are kept encrypted).
     #[command(subcommand)]
     Credentials(CredentialsCommand),
+    /// Delete snapshots that keep rules do not keep (grouped by source and host).
+    Forget(crate::commands::maint_args::ForgetArgs),
+    /// Delete data no snapshot references; repack mostly-empty packs. Runs alongside backups.
+    Prune(crate::commands::maint_args::PruneArgs),
+    /// Verify the repository's structure and, with --read-data, every stored byte.
+    Check(crate::commands::maint_args::CheckArgs),
+    /// Repair a damaged repository.
+    #[command(subcommand)]
+    Repair(crate::commands::maint_args::RepairCommand),
+    /// Show what changed between two snapshots.
+    Diff(crate::commands::maint_args::DiffArgs),
+    /// Remove stale locks (left by processes that died).
+    Unlock(crate::commands::maint_args::UnlockArgs),
 }
 
 #[derive(Debug, Subcommand)]

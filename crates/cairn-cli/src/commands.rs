@@ -7,6 +7,8 @@ mod daemon;
 mod credentials;
 mod init;
 mod key;
+mod maint;
+pub(crate) mod maint_args;
 mod restore;
 mod schedule;
 mod snapshots;
@@ -33,6 +35,12 @@ pub(crate) async fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatu
         Command::Schedule(c) => schedule::run(g, c, printer),
         Command::Daemon(a) => daemon::run(g, &a, printer).await,
         Command::Credentials(c) => credentials::run(c, printer),
+        Command::Forget(a) => maint::forget(g, &a, printer).await,
+        Command::Prune(a) => maint::prune(g, &a, printer).await,
+        Command::Check(a) => maint::check(g, &a, printer).await,
+        Command::Repair(a) => maint::repair(g, &a, printer).await,
+        Command::Diff(a) => maint::diff(g, &a, printer).await,
+        Command::Unlock(a) => maint::unlock(g, &a, printer).await,
     }
 }
 

@@ -12,8 +12,8 @@
 use std::sync::Arc;
 
 use cairn_format::{
-    BlobKind, Extent, Id, Node, PACK_FOOTER_LEN, PackTrailer, Root, Snapshot,
-    VolumeMap, VolumeNode, layout, object_aad, parse_pack_footer,
+    BlobKind, Extent, Id, Node, PACK_FOOTER_LEN, PackTrailer, Root, Snapshot, VolumeMap,
+    VolumeNode, layout, object_aad, parse_pack_footer,
 };
 use cairn_storage::ErrorKind;
 use futures::StreamExt;
@@ -170,7 +170,15 @@ async fn check_locked(repo: &Repository, opts: &CheckOptions) -> Result<CheckRep
         ));
     }
     if opts.read_data {
-        read_data(repo, opts, &stored, &pack_blobs, &mut bad_blobs, &mut report).await?;
+        read_data(
+            repo,
+            opts,
+            &stored,
+            &pack_blobs,
+            &mut bad_blobs,
+            &mut report,
+        )
+        .await?;
     }
 
     // Snapshots: walk everything they reference.
@@ -203,7 +211,10 @@ async fn check_locked(repo: &Repository, opts: &CheckOptions) -> Result<CheckRep
         walk.affected(s, &mut out);
         let n = out.len();
         for what in out.into_iter().take(MAX_AFFECTED_PER_SNAPSHOT) {
-            report.affected.push(Affected { snapshot: *id, what });
+            report.affected.push(Affected {
+                snapshot: *id,
+                what,
+            });
         }
         if n > MAX_AFFECTED_PER_SNAPSHOT {
             report.affected.push(Affected {
@@ -295,7 +306,10 @@ async fn load_index(repo: &Repository, garbage: &IdSet, report: &mut CheckReport
     Ok(index)
 }
 
-async fn load_snapshots(repo: &Repository, report: &mut CheckReport) -> Result<Vec<(Id, Snapshot)>> {
+async fn load_snapshots(
+    repo: &Repository,
+    report: &mut CheckReport,
+) -> Result<Vec<(Id, Snapshot)>> {
     let ids = repo.list_ids(layout::SNAPSHOTS).await?;
     let loaded: Vec<(Id, Result<Snapshot>)> = futures::stream::iter(ids)
         .map(|id| async move { (id, repo.load_snapshot(&id).await) })
@@ -353,9 +367,10 @@ async fn read_data(
                     };
                     let key = repo.key().clone();
                     let len = bytes.len() as u64;
-                    let found = tokio::task::spawn_blocking(move || verify_pack(&key, &p, &bytes, &blobs))
-                        .await
-                        .map_err(|e| Error::Internal(e.to_string()))?;
+                    let found =
+                        tokio::task::spawn_blocking(move || verify_pack(&key, &p, &bytes, &blobs))
+                            .await
+                            .map_err(|e| Error::Internal(e.to_string()))?;
                     Ok((p, len, found))
                 }
             })
@@ -385,7 +400,11 @@ fn verify_pack(
 ) -> Vec<(String, Option<Id>, String)> {
     let mut out = Vec::new();
     if blake3::hash(bytes).as_bytes() != &pack.0 {
-        out.push(("content does not match its name".to_string(), None, String::new()));
+        out.push((
+            "content does not match its name".to_string(),
+            None,
+            String::new(),
+        ));
     }
     let len = bytes.len() as u64;
     let trailer = (|| {
@@ -407,7 +426,11 @@ fn verify_pack(
             listed.sort_unstable();
             indexed.sort_unstable();
             if !blobs.is_empty() && !indexed.iter().all(|b| listed.binary_search(b).is_ok()) {
-                out.push(("its trailer disagrees with the index".to_string(), None, String::new()));
+                out.push((
+                    "its trailer disagrees with the index".to_string(),
+                    None,
+                    String::new(),
+                ));
             }
         }
     }
@@ -606,8 +629,9 @@ impl Walk<'_> {
             out.push(format!("file {name}: {why}"));
         }
         if let Some(sub) = n.subtree {
+            // Paths inside the snapshot, as `catalog` and `restore SNAP:PATH` name them.
             let mut memo = IdMap::default();
-            self.affected_tree(&sub, &name, &mut memo, out);
+            self.affected_tree(&sub, "", &mut memo, out);
         }
     }
 

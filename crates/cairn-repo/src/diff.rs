@@ -3,8 +3,8 @@
 //! ranges. Subtrees and volume leaves with equal ids are skipped unread.
 
 use cairn_format::{Node, NodeKind, Root, Snapshot, VolChunk, VolumeMap};
-use futures::future::BoxFuture;
 use futures::FutureExt;
+use futures::future::BoxFuture;
 
 use crate::volume::{leaf_ids, load_leaf};
 use crate::{Error, Repository, Result};
@@ -75,7 +75,9 @@ pub async fn diff(repo: &Repository, a: &Snapshot, b: &Snapshot) -> Result<Snaps
             compare(repo, String::new(), x, y, &mut out).await?;
             Ok(SnapshotDiff::Tree(out))
         }
-        (Root::Volume(x), Root::Volume(y)) => volume_diff(repo, x, y).await.map(SnapshotDiff::Volume),
+        (Root::Volume(x), Root::Volume(y)) => {
+            volume_diff(repo, x, y).await.map(SnapshotDiff::Volume)
+        }
         _ => Err(Error::InvalidInput(
             "cannot compare a volume snapshot with a file snapshot".into(),
         )),
@@ -120,7 +122,13 @@ fn changes(x: &Node, y: &Node) -> Vec<&'static str> {
     w
 }
 
-fn entry(path: String, change: ChangeKind, what: Vec<&'static str>, x: Option<&Node>, y: Option<&Node>) -> EntryChange {
+fn entry(
+    path: String,
+    change: ChangeKind,
+    what: Vec<&'static str>,
+    x: Option<&Node>,
+    y: Option<&Node>,
+) -> EntryChange {
     let dir = y.or(x).is_some_and(|n| n.kind == NodeKind::Dir);
     EntryChange {
         path,
@@ -146,7 +154,13 @@ fn compare<'a>(
             return side(repo, path, y, ChangeKind::Added, out).await;
         }
         if !what.is_empty() && !path.is_empty() {
-            out.push(entry(path.clone(), ChangeKind::Changed, what, Some(x), Some(y)));
+            out.push(entry(
+                path.clone(),
+                ChangeKind::Changed,
+                what,
+                Some(x),
+                Some(y),
+            ));
         }
         if x.kind != NodeKind::Dir || x.subtree == y.subtree {
             return Ok(());
@@ -165,11 +179,25 @@ fn compare<'a>(
                     j += 1;
                 }
                 (Some(a), b) if b.is_none_or(|b| a.name < b.name) => {
-                    side(repo, join(&path, &a.display_name()), a, ChangeKind::Removed, out).await?;
+                    side(
+                        repo,
+                        join(&path, &a.display_name()),
+                        a,
+                        ChangeKind::Removed,
+                        out,
+                    )
+                    .await?;
                     i += 1;
                 }
                 (_, Some(b)) => {
-                    side(repo, join(&path, &b.display_name()), b, ChangeKind::Added, out).await?;
+                    side(
+                        repo,
+                        join(&path, &b.display_name()),
+                        b,
+                        ChangeKind::Added,
+                        out,
+                    )
+                    .await?;
                     j += 1;
                 }
                 _ => break,
@@ -189,7 +217,11 @@ fn side<'a>(
     out: &'a mut Vec<EntryChange>,
 ) -> BoxFuture<'a, Result<()>> {
     async move {
-        let (x, y) = if change == ChangeKind::Added { (None, Some(n)) } else { (Some(n), None) };
+        let (x, y) = if change == ChangeKind::Added {
+            (None, Some(n))
+        } else {
+            (Some(n), None)
+        };
         out.push(entry(path.clone(), change, Vec::new(), x, y));
         if let Some(sub) = n.subtree {
             let t = repo.load_tree(&sub).await?;
@@ -257,4 +289,3 @@ fn leaf_len(m: &VolumeMap, n: usize) -> usize {
     let first = n as u64 * u64::from(m.leaf_chunks);
     (total.saturating_sub(first)).min(u64::from(m.leaf_chunks)) as usize
 }
-

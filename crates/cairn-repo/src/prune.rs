@@ -243,7 +243,8 @@ async fn prune_locked(repo: &Arc<Repository>, opts: &PruneOptions) -> Result<Pru
     report.deleted_packs = doomed.iter().filter(|p| stored.contains_key(p)).count();
     report.freed_bytes = doomed.iter().filter_map(|p| stored.get(p)).sum();
     if !opts.dry_run {
-        report.index_files_rewritten = sweep(repo, &raw, &doomed, &eligible, &damaged_plans).await?;
+        report.index_files_rewritten =
+            sweep(repo, &raw, &doomed, &eligible, &damaged_plans).await?;
     }
 
     // Mark.
@@ -264,10 +265,13 @@ async fn prune_locked(repo: &Arc<Repository>, opts: &PruneOptions) -> Result<Pru
             .filter(|b| refs.contains(&b.id))
             .map(|b| u64::from(b.length))
             .sum();
+        // The share of blob bytes no snapshot uses (pack overhead does not count, so a
+        // small pack whose blobs are all used is never repacked).
+        let total: u64 = p.blobs.iter().map(|b| u64::from(b.length)).sum();
         if used == 0 {
             mark.push(*id);
         } else if opts.repack_unused <= 1.0
-            && (p.size.saturating_sub(used)) as f64 >= opts.repack_unused * p.size as f64
+            && (total - used) as f64 >= opts.repack_unused * total as f64
         {
             repack.push(p);
         }
@@ -457,4 +461,3 @@ async fn repack_packs(
         .stored_bytes
         .load(std::sync::atomic::Ordering::Relaxed))
 }
-

@@ -37,7 +37,10 @@ async fn read_trailer(repo: &Repository, id: &Id, size: u64) -> Result<IndexPack
     if size < foot_len {
         return Err(Error::corrupt(what(), "shorter than a footer"));
     }
-    let footer = repo.storage().read_range(&path, size - foot_len, foot_len).await?;
+    let footer = repo
+        .storage()
+        .read_range(&path, size - foot_len, foot_len)
+        .await?;
     let (start, len) = parse_pack_footer(&footer, size).map_err(|e| Error::format(what(), e))?;
     let sealed = repo
         .storage()
@@ -95,7 +98,14 @@ async fn rebuild(repo: &Repository) -> Result<RepairReport> {
         .collect();
     let last = chunks.pop().unwrap_or_default();
     for c in chunks {
-        write(repo, IndexFile { packs: c, supersedes: Vec::new() }).await?;
+        write(
+            repo,
+            IndexFile {
+                packs: c,
+                supersedes: Vec::new(),
+            },
+        )
+        .await?;
         report.index_files_written += 1;
     }
     write(

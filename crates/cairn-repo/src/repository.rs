@@ -151,8 +151,8 @@ impl Repository {
         };
         let plain = cairn_crypto::open(key, &object_aad("config"), &sealed)
             .map_err(|e| Error::corrupt(layout::CONFIG_SEALED, e))?;
-        let config = RepoConfig::from_bytes(&plain)
-            .map_err(|e| Error::format(layout::CONFIG_SEALED, e))?;
+        let config =
+            RepoConfig::from_bytes(&plain).map_err(|e| Error::format(layout::CONFIG_SEALED, e))?;
         Ok(Some((config, plain)))
     }
 

@@ -17,6 +17,7 @@ mod errors;
 mod interrupt;
 mod kill;
 mod ops;
+mod maint;
 mod output;
 mod remote;
 mod secrets;

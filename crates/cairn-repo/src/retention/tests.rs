@@ -24,7 +24,11 @@ fn items(times: &[&str]) -> Vec<RetentionItem> {
                 id: id(n),
                 time: t.parse::<Timestamp>().unwrap(),
                 group: "g".into(),
-                tags: tags.split('|').filter(|s| !s.is_empty()).map(String::from).collect(),
+                tags: tags
+                    .split('|')
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect(),
             }
         })
         .collect()
@@ -78,7 +82,12 @@ fn rules(f: impl FnOnce(&mut KeepRules)) -> KeepRules {
 #[case::tag(&["2024-01-01T00:00:00Z prod", "2024-01-02T00:00:00Z", "2024-01-03T00:00:00Z test|prod"], rules(|r| { r.last = 1; r.tags = vec!["prod".into()]; }), "UTC", vec![0, 2])]
 // several rules: union.
 #[case::union(&["2024-01-01T10:00:00Z", "2024-01-01T11:00:00Z", "2024-01-02T10:00:00Z", "2024-02-01T10:00:00Z"], rules(|r| { r.last = 1; r.daily = 2; r.monthly = 2; }), "UTC", vec![2, 3])]
-fn table(#[case] times: &[&str], #[case] r: KeepRules, #[case] tz: &str, #[case] expect: Vec<usize>) {
+fn table(
+    #[case] times: &[&str],
+    #[case] r: KeepRules,
+    #[case] tz: &str,
+    #[case] expect: Vec<usize>,
+) {
     assert_eq!(kept(times, &r, tz), expect);
 }
 

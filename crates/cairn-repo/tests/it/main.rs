@@ -36,6 +36,7 @@ mod corruption;
 mod crash;
 mod incremental;
 mod keys;
+mod maint;
 mod roundtrip;
 mod stream;
 mod volume;
