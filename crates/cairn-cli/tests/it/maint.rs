@@ -144,7 +144,11 @@ fn forget_dry_run_names_the_rules_and_check_finds_a_flipped_byte() {
     let src = ctx.root.join("src");
     fs::create_dir_all(&src).unwrap();
     for i in 0..3 {
-        fs::write(src.join("f"), vec![i as u8; 100_000 + i]).unwrap();
+        // Incompressible, so the data pack is the biggest one.
+        let data: Vec<u8> = (0..100_000 + i as u32)
+            .map(|x| (x.wrapping_mul(2_654_435_761).rotate_left(i as u32 + 3) >> 11) as u8)
+            .collect();
+        fs::write(src.join("f"), data).unwrap();
         run_ok(&mut ctx.cairn(["backup", "-q", src.to_str().unwrap()]));
     }
     let out = run_ok(&mut ctx.cairn(["forget", "--keep-last", "1", "--dry-run", "--json"]));
