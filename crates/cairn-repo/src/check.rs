@@ -485,10 +485,10 @@ impl Walk<'_> {
     }
 
     fn content_problem(&self, content: &[Extent]) -> Option<String> {
-        content.iter().find_map(|e| match e {
-            Extent::Data { id, .. } => self.blob_problem(id),
-            Extent::Hole { .. } => None,
-        })
+        content
+            .iter()
+            .filter_map(Extent::blob)
+            .find_map(|id| self.blob_problem(&id))
     }
 
     async fn load_all(&mut self, snaps: &[(Id, Snapshot)]) {
@@ -498,11 +498,9 @@ impl Walk<'_> {
             match &s.root {
                 Root::Node(n) => {
                     trees.extend(n.subtree);
-                    for e in &n.content {
-                        if let Extent::Data { id, .. } = e
-                            && !self.index.contains(id)
-                        {
-                            self.missing.insert(*id);
+                    for id in n.content.iter().filter_map(Extent::blob) {
+                        if !self.index.contains(&id) {
+                            self.missing.insert(id);
                         }
                     }
                 }
@@ -537,11 +535,9 @@ impl Walk<'_> {
                     damaged: Vec::new(),
                 };
                 for n in &t.nodes {
-                    for e in &n.content {
-                        if let Extent::Data { id, .. } = e
-                            && !self.index.contains(id)
-                        {
-                            self.missing.insert(*id);
+                    for id in n.content.iter().filter_map(Extent::blob) {
+                        if !self.index.contains(&id) {
+                            self.missing.insert(id);
                         }
                     }
                     if let Some(why) = self.content_problem(&n.content) {

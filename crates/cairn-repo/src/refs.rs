@@ -11,10 +11,8 @@ use crate::{Repository, Result};
 
 /// Adds the blobs of one node's content to `out`.
 fn extents(content: &[Extent], out: &mut IdSet) {
-    for e in content {
-        if let Extent::Data { id, .. } = e {
-            out.insert(*id);
-        }
+    for id in content.iter().filter_map(Extent::blob) {
+        out.insert(id);
     }
 }
 
