@@ -246,6 +246,25 @@ pub(crate) struct BackupArgs {
     /// Pack uploads in flight.
     #[arg(long, default_value_t = 2)]
     pub(crate) upload_concurrency: usize,
+    /// Volumes: read only the extents in FILE (CSI SnapshotMetadata JSON or `offset,length`
+    /// lines) and take the rest from the parent snapshot of the same source.
+    #[arg(long, value_name = "FILE", requires = "volume", conflicts_with_all = ["allocated_blocks", "since_image", "full"])]
+    pub(crate) changed_blocks: Option<PathBuf>,
+    /// Volumes: read only the extents in FILE; everything else is stored as zeros (a first
+    /// backup that skips unallocated space).
+    #[arg(long, value_name = "FILE", requires = "volume", conflicts_with_all = ["since_image", "full"])]
+    pub(crate) allocated_blocks: Option<PathBuf>,
+    /// Volumes: compute the changed extents by comparing the volume with this older image
+    /// of it, then back up as with --changed-blocks.
+    #[arg(long, value_name = "OLD", requires = "volume", conflicts_with = "full")]
+    pub(crate) since_image: Option<PathBuf>,
+    /// Volumes: if the block list does not fit the volume or its parent, read the whole
+    /// volume (with a warning) instead of failing.
+    #[arg(long, requires = "volume")]
+    pub(crate) full_on_mismatch: bool,
+    /// Volumes: store every chunk a changed-block list touches whole, not as patches.
+    #[arg(long, requires = "volume")]
+    pub(crate) no_patches: bool,
 }
 
 /// Filters used to choose snapshots.
@@ -275,6 +294,10 @@ pub(crate) struct RestoreArgs {
     /// Volumes: re-read the target afterwards and compare every chunk.
     #[arg(long)]
     pub(crate) verify: bool,
+    /// Volumes: write nothing; compare the target (e.g. the source device) with the snapshot
+    /// and exit 1 if they differ.
+    #[arg(long, conflicts_with_all = ["verify", "overwrite"])]
+    pub(crate) verify_only: bool,
     #[command(flatten)]
     pub(crate) filter: FilterArgs,
 }

@@ -27,6 +27,7 @@ mod restore;
 mod retention;
 mod snapshots;
 mod volume;
+mod volume_changes;
 mod volume_restore;
 mod worker;
 mod writer;
@@ -48,6 +49,8 @@ pub use restore::{RestoreOptions, RestoreOutcome, restore};
 pub use retention::{Decision, KeepRules, RetentionItem, select as select_retention};
 pub use snapshots::SnapshotFilter;
 pub use volume::{VolumeBackupOptions, backup_volume};
+pub use volume_changes::{BlockSelection, COMPACT_DIVISOR, MAX_PATCHES, diff_images};
+pub use volume_restore::verify_volume;
 
 pub use cairn_crypto::KdfParams;
 pub use cairn_format as format;

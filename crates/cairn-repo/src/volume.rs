@@ -9,6 +9,7 @@
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use cairn_format::{
@@ -22,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backup::{BackupOptions, BackupOutcome, ParentChoice, Session, commit, program};
 use crate::blob::blob_id;
 use crate::progress::DynProgress;
+use crate::volume_changes::{BlockSelection, ChangedLeaf, Reads, Sink, touching};
 use crate::worker::{cpu, is_zero, ship, ship_blocking};
 use crate::writer::{BlobWriter, PackSender};
 use crate::{Error, Repository, Result, SnapshotFilter};
@@ -41,12 +43,25 @@ const LEAF_CONCURRENCY: usize = 3;
 pub struct VolumeBackupOptions {
     /// The common backup options.
     pub base: BackupOptions,
+    /// Read only part of the volume (default: all of it).
+    pub selection: Option<BlockSelection>,
+    /// When the selection does not fit the volume or its parent, read the whole volume (with
+    /// a warning) instead of failing.
+    pub full_on_mismatch: bool,
+    /// With a changed-block list, store changed runs as patches of the parent's chunks
+    /// (default); false stores every touched chunk whole.
+    pub patches: bool,
 }
 
 impl VolumeBackupOptions {
     /// Volume options from the common ones.
     pub fn new(base: BackupOptions) -> Self {
-        Self { base }
+        Self {
+            base,
+            selection: None,
+            full_on_mismatch: false,
+            patches: true,
+        }
     }
 }
 
@@ -138,6 +153,9 @@ struct LeafJob {
     len: u64,
     chunk_size: u32,
     parent: Option<VolumeLeaf>,
+    /// Allocated ranges touching the leaf: chunks touching none are zeros, unread.
+    mask: Option<Vec<cairn_format::BlockRange>>,
+    bytes_read: Arc<AtomicU64>,
 }
 
 fn process_leaf(
@@ -159,18 +177,29 @@ fn process_leaf(
         let n = PIECE.min(job.len - off);
         let abs = job.start + off;
         let first_chunk = (off / cs) as usize;
-        if job.regular && hole_until(&job.file, abs) >= abs + n {
+        let masked = job
+            .mask
+            .as_ref()
+            .map(|m| touching(m, abs, abs + n).to_vec());
+        if masked.as_ref().is_some_and(Vec::is_empty)
+            || (job.regular && hole_until(&job.file, abs) >= abs + n)
+        {
             chunks.extend(std::iter::repeat_n(VolChunk::Zero, n.div_ceil(cs) as usize));
         } else {
             buf.resize(n as usize, 0);
             job.file
                 .read_exact_at(&mut buf, abs)
                 .map_err(|e| Error::io("read", &job.path, e))?;
+            job.bytes_read.fetch_add(n, Ordering::Relaxed);
             let piece: Vec<Result<VolChunk>> = buf
                 .par_chunks(job.chunk_size as usize)
                 .enumerate()
                 .map(|(i, c)| {
-                    if is_zero(c) {
+                    let c0 = abs + i as u64 * cs;
+                    let unallocated = masked
+                        .as_ref()
+                        .is_some_and(|m| touching(m, c0, c0 + c.len() as u64).is_empty());
+                    if unallocated || is_zero(c) {
                         return Ok(VolChunk::Zero);
                     }
                     let id = blob_id(repo.key(), c);
@@ -198,7 +227,7 @@ fn process_leaf(
 
 /// The first data offset at or after `pos` (the end of the hole there), or `u64::MAX` if the
 /// rest is a hole; `pos` itself if the filesystem cannot tell.
-fn hole_until(file: &std::fs::File, pos: u64) -> u64 {
+pub(crate) fn hole_until(file: &std::fs::File, pos: u64) -> u64 {
     match rustix::fs::seek(file, rustix::fs::SeekFrom::Data(pos)) {
         Ok(d) => d,
         Err(rustix::io::Errno::NXIO) => u64::MAX,
@@ -260,6 +289,9 @@ struct VolumeBackup {
     chunk_size: u32,
     parent_map: Option<VolumeMap>,
     parent_leaves: Vec<Option<Id>>,
+    reads: Reads,
+    patches: bool,
+    bytes_read: Arc<AtomicU64>,
 }
 
 impl VolumeBackup {
@@ -291,10 +323,23 @@ impl VolumeBackup {
     async fn leaf(self: Arc<Self>, i: u64) -> Result<Option<Id>> {
         let start = i * self.leaf_span();
         let len = self.leaf_span().min(self.capacity - start);
+        let mask = match &self.reads {
+            Reads::Full => None,
+            Reads::Allocated(r) => Some(touching(r, start, start + len).to_vec()),
+            Reads::Changed(r) => {
+                return self.changed_leaf(i, touching(r, start, start + len).to_vec()).await;
+            }
+        };
+        if mask.as_ref().is_some_and(Vec::is_empty) {
+            self.progress.add_bytes(len);
+            return Ok(None);
+        }
         let parent = self
             .parent_leaf(i, len.div_ceil(u64::from(self.chunk_size)) as usize)
             .await?;
         let job = LeafJob {
+            mask,
+            bytes_read: self.bytes_read.clone(),
             file: self.file.clone(),
             path: self.path.clone(),
             regular: self.regular,
@@ -322,6 +367,137 @@ impl VolumeBackup {
             .await
             .map(Some)
     }
+
+    /// Leaf `i` given the changed ranges touching it: the parent's leaf as it is when none
+    /// do (not even loaded), else a leaf of parent chunks and patched or re-read ones.
+    async fn changed_leaf(
+        self: Arc<Self>,
+        i: u64,
+        ranges: Vec<cairn_format::BlockRange>,
+    ) -> Result<Option<Id>> {
+        let start = i * self.leaf_span();
+        let len = self.leaf_span().min(self.capacity - start);
+        let pcap = self.parent_map.as_ref().map_or(0, |m| m.capacity);
+        let same_shape = self.leaf_span().min(pcap.saturating_sub(start)) == len;
+        if ranges.is_empty()
+            && same_shape
+            && let Some(&pid) = self.parent_leaves.get(i as usize)
+        {
+            self.progress.add_bytes(len);
+            return Ok(pid);
+        }
+        let parent = self
+            .parent_leaf(i, len.div_ceil(u64::from(self.chunk_size)) as usize)
+            .await?;
+        let job = ChangedLeaf {
+            file: self.file.clone(),
+            path: self.path.clone(),
+            start,
+            len,
+            chunk_size: self.chunk_size,
+            parent_capacity: pcap,
+            parent,
+            ranges,
+            patches: self.patches,
+        };
+        let this = self.clone();
+        let leaf = cpu(move || {
+            if this.cancel.is_cancelled() {
+                return Err(Error::Interrupted);
+            }
+            let sink = Sink {
+                repo: &this.repo,
+                writer: &this.writer,
+                tx: &this.tx,
+                bytes_read: &this.bytes_read,
+            };
+            crate::volume_changes::process_changed_leaf(&job, &sink)
+        })
+        .await??;
+        self.progress.add_bytes(len);
+        if leaf.chunks.iter().all(|c| *c == VolChunk::Zero) {
+            return Ok(None);
+        }
+        store_node(&self.writer, &self.tx, &self.repo, &VolumeNode::Leaf(leaf))
+            .await
+            .map(Some)
+    }
+}
+
+/// Checks the block selection against the volume and its parent and decides what to read.
+///
+/// # Errors
+/// `InvalidInput` naming the mismatch, unless `full_on_mismatch` (then `Reads::Full`, with a
+/// warning).
+async fn plan_reads(
+    opts: &VolumeBackupOptions,
+    path: &Path,
+    capacity: u64,
+    parent: Option<&VolumeMap>,
+    cancel: &CancellationToken,
+) -> Result<Reads> {
+    let checked = match &opts.selection {
+        None => return Ok(Reads::Full),
+        Some(_) if opts.base.full => return Ok(Reads::Full),
+        Some(BlockSelection::Allocated(list)) => list
+            .normalize(capacity)
+            .map(Reads::Allocated)
+            .map_err(|e| format!("allocated-block list rejected: {e}")),
+        Some(BlockSelection::Changed(list)) => check_changed(list, capacity, parent),
+        Some(BlockSelection::SinceImage(old)) => {
+            let (old, new, c) = (old.clone(), path.to_path_buf(), cancel.clone());
+            let list = cpu(move || crate::volume_changes::diff_images(&old, &new, &c)).await??;
+            check_changed(&list, capacity, parent)
+        }
+    };
+    match checked {
+        Ok(r) => Ok(r),
+        Err(why) if opts.full_on_mismatch => {
+            tracing::warn!(volume = %path.display(), reason = %why, "reading the whole volume instead");
+            Ok(Reads::Full)
+        }
+        Err(why) => Err(Error::InvalidInput(format!(
+            "{why}; nothing was backed up (--full-on-mismatch reads the whole volume instead)"
+        ))),
+    }
+}
+
+fn check_changed(
+    list: &cairn_format::BlockList,
+    capacity: u64,
+    parent: Option<&VolumeMap>,
+) -> std::result::Result<Reads, String> {
+    let Some(pm) = parent else {
+        return Err("a changed-block list needs a parent snapshot of the same source \
+                    (with this repository's volume chunk size); none was found"
+            .into());
+    };
+    let mut ranges = list
+        .normalize(capacity)
+        .map_err(|e| format!("changed-block list rejected: {e}"))?;
+    if pm.capacity != capacity && list.capacity.is_none() {
+        return Err(format!(
+            "the volume was resized from {} to {capacity} bytes since the parent snapshot, and \
+             a list without a capacity cannot show it covers the new size",
+            pm.capacity
+        ));
+    }
+    // A grown volume: the new space is read whole.
+    if capacity > pm.capacity {
+        let tail = pm.capacity;
+        ranges.retain(|r| r.end() <= tail);
+        if let Some(last) = ranges.last_mut()
+            && last.end() == tail
+        {
+            last.len += capacity - tail;
+        } else {
+            ranges.push(cairn_format::BlockRange {
+                offset: tail,
+                len: capacity - tail,
+            });
+        }
+    }
+    Ok(Reads::Changed(ranges))
 }
 
 /// Backs up a block device or volume image.
@@ -365,10 +541,13 @@ pub async fn backup_volume(
         }
         _ => None,
     });
+    let cancel2 = cancel.clone();
+    let reads = plan_reads(opts, &path, capacity, parent_map.as_ref(), &cancel2).await?;
     let parent_leaves = match &parent_map {
         Some(m) => leaf_ids(repo, m).await?,
         None => Vec::new(),
     };
+    let bytes_read = Arc::new(AtomicU64::new(0));
     progress.start("backup", Some(capacity), None);
     let session = Session::start(repo, base.upload_concurrency).await?;
     let vb = Arc::new(VolumeBackup {
@@ -384,6 +563,9 @@ pub async fn backup_volume(
         chunk_size,
         parent_map,
         parent_leaves,
+        reads,
+        patches: opts.patches,
+        bytes_read: bytes_read.clone(),
     });
     let n_leaves = capacity.div_ceil(vb.leaf_span());
     let leaves: Result<Vec<Option<Id>>> = futures::stream::iter(0..n_leaves)
@@ -418,68 +600,11 @@ pub async fn backup_volume(
             files: 1,
             files_read: 1,
             total_bytes: capacity,
-            bytes_read: capacity,
+            bytes_read: bytes_read.load(Ordering::Relaxed),
             ..SnapshotSummary::default()
         },
         program: program(),
     };
     progress.finish();
     commit(repo, session, snap, started).await
-}
-
-/// Re-reads a restored volume and compares every chunk with the map: data chunks by keyed
-/// hash, zero chunks by content. Returns one message per mismatching chunk.
-///
-/// # Errors
-/// I/O errors reading the target; `Corrupt` map nodes.
-pub(crate) async fn verify_target(
-    repo: &Arc<Repository>,
-    map: &VolumeMap,
-    target: &Path,
-    progress: DynProgress,
-) -> Result<Vec<String>> {
-    let file = Arc::new(std::fs::File::open(target).map_err(|e| Error::io("open", target, e))?);
-    let leaves = leaf_ids(repo, map).await?;
-    let cs = u64::from(map.chunk_size);
-    let span = cs * u64::from(map.leaf_chunks);
-    progress.start("verify", Some(map.capacity), None);
-    let mut problems = Vec::new();
-    for (i, lid) in leaves.into_iter().enumerate() {
-        let start = i as u64 * span;
-        let len = span.min(map.capacity - start);
-        let leaf = load_leaf(repo, lid, len.div_ceil(cs) as usize).await?;
-        let (file, key, path) = (file.clone(), repo.key().clone(), target.to_path_buf());
-        let p = cpu(move || -> Result<Vec<String>> {
-            let mut buf = vec![0u8; len as usize];
-            file.read_exact_at(&mut buf, start)
-                .map_err(|e| Error::io("read", &path, e))?;
-            Ok(buf
-                .par_chunks(cs as usize)
-                .zip(leaf.chunks.par_iter())
-                .enumerate()
-                .filter_map(|(j, (data, c))| {
-                    let ok = match c {
-                        VolChunk::Zero => is_zero(data),
-                        VolChunk::Data(id) => key.blob_id(data) == id.0,
-                        VolChunk::Patched { .. } => {
-                            return Some(format!(
-                                "chunk at {} is patched; not verified",
-                                start + j as u64 * cs
-                            ));
-                        }
-                    };
-                    (!ok).then(|| {
-                        format!(
-                            "chunk at offset {} differs from the snapshot",
-                            start + j as u64 * cs
-                        )
-                    })
-                })
-                .collect())
-        })
-        .await??;
-        problems.extend(p);
-        progress.add_bytes(len);
-    }
-    Ok(problems)
 }

@@ -1,9 +1,10 @@
 //! `cairn backup`.
 
-use anyhow::bail;
+use anyhow::{Context, bail};
+use cairn_repo::format::BlockList;
 use cairn_repo::{
-    BackupOptions, BackupOutcome, ParentChoice, VolumeBackupOptions, backup_paths, backup_stream,
-    backup_volume,
+    BackupOptions, BackupOutcome, BlockSelection, ParentChoice, VolumeBackupOptions, backup_paths,
+    backup_stream, backup_volume,
 };
 use cairn_state::OperationKind;
 
@@ -27,6 +28,7 @@ pub(crate) async fn run(
     if a.volume && a.paths.len() != 1 {
         bail!("--volume takes exactly one device or image");
     }
+    let selection = selection(a)?;
     let repo = repo::open(g, printer, true).await?;
     let mut opts = BackupOptions::default();
     opts.tags.clone_from(&a.tags);
@@ -65,14 +67,11 @@ pub(crate) async fn run(
                 let name = a.name.clone().unwrap_or_default();
                 backup_stream(&repo, std::io::stdin(), &name, &opts, progress, cancel).await
             } else if a.volume {
-                backup_volume(
-                    &repo,
-                    &a.paths[0],
-                    &VolumeBackupOptions::new(opts),
-                    progress,
-                    cancel,
-                )
-                .await
+                let mut vopts = VolumeBackupOptions::new(opts);
+                vopts.selection = selection;
+                vopts.full_on_mismatch = a.full_on_mismatch;
+                vopts.patches = !a.no_patches;
+                backup_volume(&repo, &a.paths[0], &vopts, progress, cancel).await
             } else {
                 backup_paths(&repo, &a.paths, &opts, progress, cancel).await
             }
@@ -84,6 +83,22 @@ pub(crate) async fn run(
         ExitStatus::Problems
     } else {
         ExitStatus::Success
+    })
+}
+
+/// Reads and parses the block list a volume backup was given, before the repository is
+/// opened: a malformed list fails the backup before anything is written.
+fn selection(a: &BackupArgs) -> anyhow::Result<Option<BlockSelection>> {
+    let read = |p: &std::path::Path| -> anyhow::Result<BlockList> {
+        let bytes = fs_err::read(p)?;
+        BlockList::parse(&bytes).with_context(|| format!("block list {}", p.display()))
+    };
+    Ok(if let Some(p) = &a.changed_blocks {
+        Some(BlockSelection::Changed(read(p)?))
+    } else if let Some(p) = &a.allocated_blocks {
+        Some(BlockSelection::Allocated(read(p)?))
+    } else {
+        a.since_image.clone().map(BlockSelection::SinceImage)
     })
 }
 

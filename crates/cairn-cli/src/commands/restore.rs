@@ -1,6 +1,6 @@
 //! `cairn restore`.
 
-use cairn_repo::{RestoreOptions, SnapshotFilter, restore};
+use cairn_repo::{RestoreOptions, SnapshotFilter, restore, verify_volume};
 use cairn_state::OperationKind;
 
 use crate::args::{GlobalArgs, RestoreArgs};
@@ -18,6 +18,36 @@ pub(crate) async fn run(
     let (reference, sub) = split_ref(&a.snapshot);
     let filter = SnapshotFilter::from(&a.filter);
     let (id, snap) = repo.find_snapshot(reference, &filter).await?;
+    if a.verify_only {
+        let cancel = cancel_on_ctrl_c(printer);
+        let progress = progress::for_run(printer, "verify");
+        let problems = verify_volume(&repo, &snap, &a.target, progress, cancel).await?;
+        for e in &problems {
+            printer.warn(e);
+        }
+        if printer.json {
+            printer.json(&serde_json::json!({
+                "schema": JSON_SCHEMA, "type": "summary", "operation": "verify", "snapshot": id,
+                "target": a.target, "errors": problems,
+            }))?;
+        } else if !printer.quiet && problems.is_empty() {
+            printer.line(&format!(
+                "{} matches snapshot {}",
+                a.target.display(),
+                id.short()
+            ))?;
+        }
+        if problems.is_empty() {
+            return Ok(ExitStatus::Success);
+        }
+        printer.error(&format!(
+            "{} differs from snapshot {} ({} problems listed above)",
+            a.target.display(),
+            id.short(),
+            problems.len()
+        ));
+        return Ok(ExitStatus::Problems);
+    }
     let mut opts = RestoreOptions::default();
     opts.overwrite = a.overwrite;
     opts.verify = a.verify;
