@@ -167,6 +167,23 @@ fn process_leaf(
     cancel: &CancellationToken,
 ) -> Result<VolumeLeaf> {
     let cs = u64::from(job.chunk_size);
+    // Chunk `i` of the leaf with content `c`: a hole, the parent's blob, or a new blob.
+    let store = |i: usize, c: &[u8]| -> Result<VolChunk> {
+        if is_zero(c) {
+            return Ok(VolChunk::Zero);
+        }
+        let id = blob_id(repo.key(), c);
+        let same_as_parent = job
+            .parent
+            .as_ref()
+            .and_then(|p| p.chunks.get(i))
+            .is_some_and(|pc| *pc == VolChunk::Data(id))
+            && writer.is_stored(&id);
+        if !same_as_parent {
+            ship_blocking(tx, writer.add(BlobKind::Data, id, c)?)?;
+        }
+        Ok(VolChunk::Data(id))
+    };
     let mut chunks = Vec::with_capacity(job.len.div_ceil(cs) as usize);
     let mut off = 0u64;
     let mut buf = Vec::new();
@@ -185,6 +202,27 @@ fn process_leaf(
             || (job.regular && hole_until(&job.file, abs) >= abs + n)
         {
             chunks.extend(std::iter::repeat_n(VolChunk::Zero, n.div_ceil(cs) as usize));
+        } else if let Some(m) = masked {
+            // An allocated-block list: read only the chunks it touches.
+            let piece: Vec<Result<VolChunk>> = (0..n.div_ceil(cs))
+                .into_par_iter()
+                .map(|i| {
+                    let c0 = abs + i * cs;
+                    let clen = cs.min(abs + n - c0);
+                    if touching(&m, c0, c0 + clen).is_empty() {
+                        return Ok(VolChunk::Zero);
+                    }
+                    let mut c = vec![0u8; clen as usize];
+                    job.file
+                        .read_exact_at(&mut c, c0)
+                        .map_err(|e| Error::io("read", &job.path, e))?;
+                    job.bytes_read.fetch_add(clen, Ordering::Relaxed);
+                    store(first_chunk + i as usize, &c)
+                })
+                .collect();
+            for c in piece {
+                chunks.push(c?);
+            }
         } else {
             buf.resize(n as usize, 0);
             job.file
@@ -194,26 +232,7 @@ fn process_leaf(
             let piece: Vec<Result<VolChunk>> = buf
                 .par_chunks(job.chunk_size as usize)
                 .enumerate()
-                .map(|(i, c)| {
-                    let c0 = abs + i as u64 * cs;
-                    let unallocated = masked
-                        .as_ref()
-                        .is_some_and(|m| touching(m, c0, c0 + c.len() as u64).is_empty());
-                    if unallocated || is_zero(c) {
-                        return Ok(VolChunk::Zero);
-                    }
-                    let id = blob_id(repo.key(), c);
-                    let same_as_parent = job
-                        .parent
-                        .as_ref()
-                        .and_then(|p| p.chunks.get(first_chunk + i))
-                        .is_some_and(|pc| *pc == VolChunk::Data(id))
-                        && writer.is_stored(&id);
-                    if !same_as_parent {
-                        ship_blocking(tx, writer.add(BlobKind::Data, id, c)?)?;
-                    }
-                    Ok(VolChunk::Data(id))
-                })
+                .map(|(i, c)| store(first_chunk + i, c))
                 .collect();
             for c in piece {
                 chunks.push(c?);

@@ -40,3 +40,4 @@ mod maint;
 mod roundtrip;
 mod stream;
 mod volume;
+mod volume_cbt;
