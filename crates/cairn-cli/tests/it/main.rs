@@ -22,3 +22,4 @@ mod output;
 mod remote;
 mod secrets;
 mod volume;
+mod volume_cbt;
