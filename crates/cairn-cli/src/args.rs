@@ -216,6 +216,10 @@ pub(crate) struct InitArgs {
 }
 
 #[derive(Debug, Args)]
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "command-line flags, each independent"
+)]
 pub(crate) struct BackupArgs {
     /// Paths to back up (a directory tree, files), or the device / image with --volume.
     pub(crate) paths: Vec<PathBuf>,

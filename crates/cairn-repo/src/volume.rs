@@ -346,7 +346,8 @@ impl VolumeBackup {
             Reads::Full => None,
             Reads::Allocated(r) => Some(touching(r, start, start + len).to_vec()),
             Reads::Changed(r) => {
-                return self.changed_leaf(i, touching(r, start, start + len).to_vec()).await;
+                let ranges = touching(r, start, start + len).to_vec();
+                return self.changed_leaf(i, ranges).await;
             }
         };
         if mask.as_ref().is_some_and(Vec::is_empty) {
@@ -487,9 +488,11 @@ fn check_changed(
     parent: Option<&VolumeMap>,
 ) -> std::result::Result<Reads, String> {
     let Some(pm) = parent else {
-        return Err("a changed-block list needs a parent snapshot of the same source \
+        return Err(
+            "a changed-block list needs a parent snapshot of the same source \
                     (with this repository's volume chunk size); none was found"
-            .into());
+                .into(),
+        );
     };
     let mut ranges = list
         .normalize(capacity)
@@ -504,11 +507,11 @@ fn check_changed(
     // A grown volume: the new space is read whole.
     if capacity > pm.capacity {
         let tail = pm.capacity;
-        ranges.retain(|r| r.end() <= tail);
+        // Ranges are sorted: only the last can reach past the old end.
         if let Some(last) = ranges.last_mut()
-            && last.end() == tail
+            && last.end() >= tail
         {
-            last.len += capacity - tail;
+            last.len = capacity - last.offset;
         } else {
             ranges.push(cairn_format::BlockRange {
                 offset: tail,

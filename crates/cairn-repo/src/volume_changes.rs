@@ -82,7 +82,7 @@ pub fn diff_images(old: &Path, new: &Path, cancel: &CancellationToken) -> Result
         ranges: Vec::new(),
     };
     let mut push = |offset: u64, len: u64| match list.ranges.last_mut() {
-        Some(last) if last.end() == offset => last.len += len,
+        Some(prev) if prev.end() == offset => prev.len += len,
         _ => list.ranges.push(BlockRange { offset, len }),
     };
     let (mut a, mut b) = (vec![0u8; PIECE], vec![0u8; PIECE]);
@@ -258,18 +258,17 @@ fn changed_chunk(
             _ => merged.push((s, e, id)),
         }
     }
-    let patched: u64 = merged.iter().map(|&(s, e, _)| u64::from(e - s)).sum();
-    if patched * COMPACT_DIVISOR > clen || merged.len() > MAX_PATCHES {
+    let patch_bytes: u64 = merged.iter().map(|&(s, e, _)| u64::from(e - s)).sum();
+    if patch_bytes * COMPACT_DIVISOR > clen || merged.len() > MAX_PATCHES {
         return sink.whole(job, c0, clen as usize);
     }
     let mut patches = Vec::with_capacity(merged.len());
     for (s, e, keep) in merged {
-        let id = match keep {
-            Some(id) => id,
-            None => {
-                let data = sink.read(job, c0 + u64::from(s), (e - s) as usize)?;
-                sink.store(&data)?
-            }
+        let id = if let Some(id) = keep {
+            id
+        } else {
+            let data = sink.read(job, c0 + u64::from(s), (e - s) as usize)?;
+            sink.store(&data)?
         };
         patches.push(VolumePatch {
             offset: s,

@@ -97,7 +97,10 @@ fn changed_block_lists_through_the_cli() {
     let s = summary(&out);
     assert_eq!(s["summary"]["bytes_read"], 3 * 4096, "{s}");
     run_ok(&mut ctx.cairn(["restore", "latest", "--target", "out.img", "--verify"]));
-    assert!(std::fs::read(ctx.root.join("out.img")).expect("read") == std::fs::read(&img).expect("read"));
+    assert!(
+        std::fs::read(ctx.root.join("out.img")).expect("read")
+            == std::fs::read(&img).expect("read")
+    );
     // The source matches its snapshot...
     run_ok(&mut ctx.cairn(["restore", "latest", "--target", "disk.img", "--verify-only"]));
     // ...until a write the next list leaves out: the snapshot misses it, and comparing the
@@ -110,8 +113,14 @@ fn changed_block_lists_through_the_cli() {
     let out = run(&mut ctx.cairn(["restore", "latest", "--target", "disk.img", "--verify-only"]));
     assert_eq!(out.status.code(), Some(1), "{}", format_output(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("chunk at offset {}", 7 * MIB)), "{err}");
-    assert!(!err.contains(&format!("chunk at offset {} ", 6 * MIB)), "{err}");
+    assert!(
+        err.contains(&format!("chunk at offset {}", 7 * MIB)),
+        "{err}"
+    );
+    assert!(
+        !err.contains(&format!("chunk at offset {} ", 6 * MIB)),
+        "{err}"
+    );
 }
 
 fn e2fs_available() -> bool {
@@ -133,11 +142,7 @@ fn e2fs_available() -> bool {
 
 fn sh(cmd: &mut Command) -> std::process::Output {
     let out = cmd.output().expect("run tool");
-    assert!(
-        out.status.success(),
-        "{cmd:?}:\n{}",
-        format_output(&out)
-    );
+    assert!(out.status.success(), "{cmd:?}:\n{}", format_output(&out));
     out
 }
 
@@ -180,18 +185,29 @@ fn ext4_image_survives_an_incremental_round_trip() {
     let keep = ctx.root.join("keep.txt");
     std::fs::write(&keep, "unchanged\n").expect("keep");
     let out = run_ok(&mut ctx.cairn([
-        "backup", "--json", "--host", "h", "--volume", "fs.img", "--since-image", "old.img",
+        "backup",
+        "--json",
+        "--host",
+        "h",
+        "--volume",
+        "fs.img",
+        "--since-image",
+        "old.img",
     ]));
     let s = summary(&out);
     let read = s["summary"]["bytes_read"].as_u64().expect("bytes_read");
     assert!(read > 0 && read < 4 * MIB, "read {read} bytes of 64 MiB");
     run_ok(&mut ctx.cairn(["restore", "latest", "--target", "out.img", "--verify"]));
-    sh(Command::new("e2fsck").args(["-fn"]).arg(ctx.root.join("out.img")));
+    sh(Command::new("e2fsck")
+        .args(["-fn"])
+        .arg(ctx.root.join("out.img")));
     let (d1, d2) = (ctx.root.join("dump-src"), ctx.root.join("dump-out"));
     for (imgp, d) in [(&img, &d1), (&ctx.root.join("out.img"), &d2)] {
         std::fs::create_dir_all(d).expect("mkdir");
         let mut c = Command::new("debugfs");
-        c.arg("-R").arg(format!("rdump / {}", d.display())).arg(imgp);
+        c.arg("-R")
+            .arg(format!("rdump / {}", d.display()))
+            .arg(imgp);
         sh(&mut c);
     }
     let m = manifest(&d2);
@@ -260,9 +276,19 @@ fn one_tib_sparse_volume_in_bounded_memory() {
     };
     let out = step(
         "backup (allocated list)",
-        &["backup", "--json", "--volume", "big.img", "--allocated-blocks", "alloc.json"],
+        &[
+            "backup",
+            "--json",
+            "--volume",
+            "big.img",
+            "--allocated-blocks",
+            "alloc.json",
+        ],
     );
-    assert_eq!(summary(&out)["summary"]["bytes_read"], extents.len() as u64 * MIB);
+    assert_eq!(
+        summary(&out)["summary"]["bytes_read"],
+        extents.len() as u64 * MIB
+    );
     // 0.1% of the data: 64 scattered 4 KiB writes.
     let mut changed = Vec::new();
     for _ in 0..64 {
@@ -276,23 +302,39 @@ fn one_tib_sparse_volume_in_bounded_memory() {
     std::fs::write(ctx.root.join("delta.json"), csi(cap, &changed)).expect("list");
     let out = step(
         "incremental (0.1% changed)",
-        &["backup", "--json", "--volume", "big.img", "--changed-blocks", "delta.json"],
+        &[
+            "backup",
+            "--json",
+            "--volume",
+            "big.img",
+            "--changed-blocks",
+            "delta.json",
+        ],
     );
-    assert_eq!(summary(&out)["summary"]["bytes_read"], changed.len() as u64 * 4096);
-    step("restore", &["restore", "latest", "--target", "out.img", "--verify"]);
+    assert_eq!(
+        summary(&out)["summary"]["bytes_read"],
+        changed.len() as u64 * 4096
+    );
+    step(
+        "restore",
+        &["restore", "latest", "--target", "out.img", "--verify"],
+    );
     let out_img = ctx.root.join("out.img");
     let md = std::fs::metadata(&out_img).expect("stat");
     assert_eq!(md.len(), cap);
-    assert!(md.blocks() * 512 < 2 * extents.len() as u64 * MIB, "restore is not sparse");
-    let (a, b) = (
+    assert!(
+        md.blocks() * 512 < 2 * extents.len() as u64 * MIB,
+        "restore is not sparse"
+    );
+    let (src, dst) = (
         std::fs::File::open(&img).expect("open"),
         std::fs::File::open(&out_img).expect("open"),
     );
-    let (mut x, mut y) = (vec![0u8; MIB as usize], vec![0u8; MIB as usize]);
+    let (mut want, mut got) = (vec![0u8; MIB as usize], vec![0u8; MIB as usize]);
     for &o in &extents {
-        a.read_exact_at(&mut x, o).expect("read");
-        b.read_exact_at(&mut y, o).expect("read");
-        assert!(x == y, "extent at {o} differs");
+        src.read_exact_at(&mut want, o).expect("read");
+        dst.read_exact_at(&mut got, o).expect("read");
+        assert!(want == got, "extent at {o} differs");
     }
     for (what, peak) in &peaks {
         assert!(
