@@ -413,6 +413,10 @@ pub(crate) struct AppBackupArgs {
     /// Copy from the live PVCs instead of CSI snapshots.
     #[arg(long, requires = "with_data")]
     pub(crate) pod_copy: bool,
+    /// YAML or JSON file of hooks run around the snapshots (a list, or a map with `hooks:`;
+    /// see docs/kubernetes.md).
+    #[arg(long = "hooks", value_name = "FILE")]
+    pub(crate) hooks: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) mover: MoverArgs,
 }

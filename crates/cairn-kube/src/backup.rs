@@ -10,15 +10,17 @@ use serde_json::Value;
 use crate::cluster::Cluster;
 use crate::collect::collect;
 use crate::document::{AppBackup, VolumeBackup, VolumeMethod};
-use crate::error::Result;
-use crate::mover::VolumeMode;
+use crate::error::{Error, Result};
+use crate::hooks::{HookExecutor, HookReport, HookSpec, KubeExecutor, StepOutcome, run_around};
 use crate::object::str_at;
 use crate::select::Selection;
 use crate::store;
-use crate::volumes::{VolumeOptions, backup_volumes};
+use crate::volumes::{
+    VolumeOptions, backup_volumes, move_volumes, not_backed_up, take_snapshots, volume_record,
+};
 
 /// Options of an application backup.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct AppBackupOptions {
     /// The application's name.
@@ -27,8 +29,22 @@ pub struct AppBackupOptions {
     pub selection: Selection,
     /// How to back up PVC data; `None` records the PVCs without data.
     pub volumes: Option<VolumeOptions>,
-    /// Results of hooks run around the volume step, recorded as given.
-    pub hooks: Vec<Value>,
+    /// Hooks run around the instant of the backup (the CSI snapshots, or the whole pod copy),
+    /// in order; their records are kept in the document.
+    pub hooks: Vec<HookSpec>,
+    /// Where hooks run; `None`: in the pods, through the cluster's exec API.
+    pub executor: Option<Arc<dyn HookExecutor>>,
+}
+
+impl std::fmt::Debug for AppBackupOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppBackupOptions")
+            .field("name", &self.name)
+            .field("selection", &self.selection)
+            .field("volumes", &self.volumes)
+            .field("hooks", &self.hooks)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AppBackupOptions {
@@ -39,6 +55,7 @@ impl AppBackupOptions {
             selection,
             volumes: None,
             hooks: Vec::new(),
+            executor: None,
         }
     }
 }
@@ -61,7 +78,6 @@ pub async fn backup(
     doc.cluster = found.cluster;
     doc.dependencies = found.dependencies;
     doc.skipped = found.skipped;
-    doc.hooks.clone_from(&opts.hooks);
     let pvcs: Vec<Value> = found
         .resources
         .iter()
@@ -71,28 +87,30 @@ pub async fn backup(
         })
         .cloned()
         .collect();
+    let (volumes, report) = match &opts.volumes {
+        Some(v) if opts.hooks.is_empty() => (
+            backup_volumes(cluster, repo, &opts.name, &pvcs, v).await,
+            None,
+        ),
+        Some(v) => {
+            let (vols, report) = quiesced_volumes(cluster, repo, opts, &pvcs, v).await?;
+            (vols, Some(report))
+        }
+        None if !opts.hooks.is_empty() => {
+            let (report, _) = run_around(executor(cluster, opts), &opts.hooks, || async {
+                Ok::<(), std::convert::Infallible>(())
+            })
+            .await
+            .map_err(|e| Error::invalid("hooks", e.to_string()))?;
+            (Vec::new(), Some(report))
+        }
+        None => (Vec::new(), None),
+    };
     doc.volumes = match &opts.volumes {
-        Some(v) => backup_volumes(cluster, repo, &opts.name, &pvcs, v).await,
+        Some(_) => volumes,
         None => pvcs
             .iter()
-            .map(|p| VolumeBackup {
-                namespace: str_at(p, &["metadata", "namespace"])
-                    .unwrap_or_default()
-                    .to_owned(),
-                pvc: str_at(p, &["metadata", "name"])
-                    .unwrap_or_default()
-                    .to_owned(),
-                method: VolumeMethod::None,
-                volume_mode: if VolumeMode::of_pvc(p) == VolumeMode::Block {
-                    "Block"
-                } else {
-                    "Filesystem"
-                }
-                .into(),
-                size: str_at(p, &["spec", "resources", "requests", "storage"]).map(str::to_owned),
-                snapshot: None,
-                error: None,
-            })
+            .map(|p| volume_record(p, VolumeMethod::None))
             .collect(),
     };
     doc.volumes
@@ -109,22 +127,77 @@ pub async fn backup(
     for (item, reason) in failures {
         doc.problem(item, reason);
     }
-    for h in &opts.hooks {
-        if h.get("ok").and_then(Value::as_bool) == Some(false) {
+    if let Some(report) = report {
+        for r in report.failures() {
             doc.problem(
-                format!(
-                    "hook {}",
-                    h.get("name").and_then(Value::as_str).unwrap_or("?")
-                ),
-                h.get("error")
-                    .and_then(Value::as_str)
-                    .unwrap_or("failed")
-                    .to_owned(),
+                format!("hook {} ({:?}, {})", r.hook, r.phase, r.target),
+                r.error.clone().unwrap_or_else(|| "failed".into()),
             );
         }
+        doc.hooks = report
+            .records
+            .iter()
+            .map(serde_json::to_value)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| Error::invalid("hook records", e.to_string()))?;
     }
     doc.resources = found.resources;
     doc.finished = jiff::Timestamp::now();
     let id = store::save(repo, &doc).await?;
     Ok((id, doc))
+}
+
+fn executor(cluster: &Cluster, opts: &AppBackupOptions) -> Arc<dyn HookExecutor> {
+    opts.executor
+        .clone()
+        .unwrap_or_else(|| Arc::new(KubeExecutor::new(cluster.client().clone())))
+}
+
+/// The volume step inside the hooks' window. With CSI snapshots the window spans only the
+/// snapshots; the copies run after the release. A pod copy has no separate instant, so the
+/// window spans the copies. When a `fail` hook failed, no volume is backed up.
+async fn quiesced_volumes(
+    cluster: &Cluster,
+    repo: &Arc<Repository>,
+    opts: &AppBackupOptions,
+    pvcs: &[Value],
+    v: &VolumeOptions,
+) -> Result<(Vec<VolumeBackup>, HookReport)> {
+    let exec = executor(cluster, opts);
+    let invalid = |e: crate::hooks::SpecError| Error::invalid("hooks", e.to_string());
+    if v.method == VolumeMethod::CsiSnapshot {
+        let (report, outcome) = run_around(exec, &opts.hooks, || async {
+            Ok::<_, std::convert::Infallible>(take_snapshots(cluster, pvcs, v).await)
+        })
+        .await
+        .map_err(invalid)?;
+        let vols = match outcome {
+            StepOutcome::Ran(Ok(taken)) => {
+                move_volumes(cluster, repo, &opts.name, pvcs, taken, v).await
+            }
+            StepOutcome::Ran(Err(never)) => match never {},
+            StepOutcome::Skipped(reason) => skipped(pvcs, v.method, &reason),
+        };
+        Ok((vols, report))
+    } else {
+        let (report, outcome) = run_around(exec, &opts.hooks, || async {
+            Ok::<_, std::convert::Infallible>(
+                backup_volumes(cluster, repo, &opts.name, pvcs, v).await,
+            )
+        })
+        .await
+        .map_err(invalid)?;
+        let vols = match outcome {
+            StepOutcome::Ran(Ok(vols)) => vols,
+            StepOutcome::Ran(Err(never)) => match never {},
+            StepOutcome::Skipped(reason) => skipped(pvcs, v.method, &reason),
+        };
+        Ok((vols, report))
+    }
+}
+
+fn skipped(pvcs: &[Value], method: VolumeMethod, reason: &str) -> Vec<VolumeBackup> {
+    pvcs.iter()
+        .map(|p| not_backed_up(p, method, &format!("not backed up: {reason}")))
+        .collect()
 }

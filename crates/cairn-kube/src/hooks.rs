@@ -48,7 +48,9 @@ pub use recipes::{READY_MARKER, Recipe, postgres_backup_label};
 pub use run::{
     HookRecord, HookReport, Phase, Quiesced, StepOutcome, quiesce, run_around, validate,
 };
-pub use spec::{EnvSource, HookSpec, OnError, PodSelector, SessionSpec, SpecError, Steps};
+pub use spec::{
+    EnvSource, HookSpec, OnError, PodSelector, SessionSpec, SpecError, Steps, parse_hooks,
+};
 
 #[cfg(test)]
 mod tests;

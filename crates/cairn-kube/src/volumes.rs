@@ -123,7 +123,8 @@ pub fn clone_pvc_spec(name: &str, source: &Value, snapshot: &str, size: &str, ru
     })
 }
 
-/// Backs up the data of every PVC, `parallel` at a time. Failures are recorded per volume.
+/// Backs up the data of every PVC, `parallel` at a time: [`take_snapshots`], then
+/// [`move_volumes`]. Failures are recorded per volume.
 pub async fn backup_volumes(
     cluster: &Cluster,
     repo: &Arc<Repository>,
@@ -131,32 +132,119 @@ pub async fn backup_volumes(
     pvcs: &[Value],
     opts: &VolumeOptions,
 ) -> Vec<VolumeBackup> {
-    futures::stream::iter(pvcs)
-        .map(|pvc| backup_one(cluster, repo, app, pvc, opts))
+    let taken = take_snapshots(cluster, pvcs, opts).await;
+    move_volumes(cluster, repo, app, pvcs, taken, opts).await
+}
+
+/// The point in time of each PVC, in the order of the PVCs given to [`take_snapshots`].
+#[derive(Debug)]
+pub struct Taken(Vec<Result<Option<Snapshot>>>);
+
+/// A ready VolumeSnapshot of one PVC.
+#[derive(Debug)]
+struct Snapshot {
+    key: ObjectKey,
+    /// Size for the PVC provisioned from it.
+    size: String,
+}
+
+/// The instant of the backup: with CSI snapshots, a VolumeSnapshot of every PVC, `parallel`
+/// at a time, each waited for until ready to use. This is the step hooks quiesce the
+/// application around; it takes seconds, the copies that follow take as long as the data.
+/// With pod copies there is no separate instant (the copy is the instant): nothing is done.
+pub async fn take_snapshots(cluster: &Cluster, pvcs: &[Value], opts: &VolumeOptions) -> Taken {
+    if opts.method != VolumeMethod::CsiSnapshot {
+        return Taken(pvcs.iter().map(|_| Ok(None)).collect());
+    }
+    Taken(
+        futures::stream::iter(pvcs)
+            .map(|pvc| take_one(cluster, pvc, opts))
+            .buffered(opts.parallel.max(1))
+            .collect()
+            .await,
+    )
+}
+
+async fn take_one(
+    cluster: &Cluster,
+    pvc: &Value,
+    opts: &VolumeOptions,
+) -> Result<Option<Snapshot>> {
+    let ns = str_at(pvc, &["metadata", "namespace"]).unwrap_or_default();
+    let name = str_at(pvc, &["metadata", "name"]).unwrap_or_default();
+    let snap_name = object_name(&["cairn", &opts.run_id, name]);
+    let snap = snapshot_spec(
+        &snap_name,
+        ns,
+        name,
+        opts.snapshot_class.as_deref(),
+        &opts.run_id,
+    );
+    let key = crate::cluster::key_of(&snap)?;
+    let ready = async {
+        cluster.create(&snap).await?;
+        wait_snapshot_ready(cluster, &key, opts.wait).await
+    }
+    .await;
+    match ready {
+        Ok(ready) => {
+            let size = str_at(&ready, &["status", "restoreSize"])
+                .or_else(|| str_at(pvc, &["spec", "resources", "requests", "storage"]))
+                .unwrap_or("1Gi")
+                .to_owned();
+            Ok(Some(Snapshot { key, size }))
+        }
+        Err(e) => {
+            cleanup(cluster, &[&key]).await;
+            Err(e)
+        }
+    }
+}
+
+/// Deletes temporary objects, logging (not returning) failures.
+async fn cleanup(cluster: &Cluster, keys: &[&ObjectKey]) {
+    for k in keys {
+        if let Err(e) = cluster.delete(k).await {
+            tracing::warn!(object = %k, error = %e, "cleanup failed");
+        }
+    }
+}
+
+/// Copies each PVC's data into the repository with a mover Job: from a PVC provisioned from
+/// its snapshot (then deleted with the snapshot, whatever happened), or from the live PVC.
+pub async fn move_volumes(
+    cluster: &Cluster,
+    repo: &Arc<Repository>,
+    app: &str,
+    pvcs: &[Value],
+    taken: Taken,
+    opts: &VolumeOptions,
+) -> Vec<VolumeBackup> {
+    futures::stream::iter(pvcs.iter().zip(taken.0))
+        .map(|(pvc, t)| backup_one(cluster, repo, app, pvc, t, opts))
         .buffer_unordered(opts.parallel.max(1))
         .collect()
         .await
 }
 
-async fn backup_one(
-    cluster: &Cluster,
-    repo: &Arc<Repository>,
-    app: &str,
-    pvc: &Value,
-    opts: &VolumeOptions,
-) -> VolumeBackup {
-    let ns = str_at(pvc, &["metadata", "namespace"])
-        .unwrap_or_default()
-        .to_owned();
-    let name = str_at(pvc, &["metadata", "name"])
-        .unwrap_or_default()
-        .to_owned();
-    let mode = VolumeMode::of_pvc(pvc);
-    let mut out = VolumeBackup {
-        namespace: ns.clone(),
-        pvc: name.clone(),
-        method: opts.method,
-        volume_mode: if mode == VolumeMode::Block {
+/// The record of a PVC whose data was not backed up, and why.
+pub fn not_backed_up(pvc: &Value, method: VolumeMethod, reason: &str) -> VolumeBackup {
+    let mut v = volume_record(pvc, method);
+    v.error = Some(reason.to_owned());
+    v
+}
+
+/// The record of a PVC, before its data is backed up.
+pub(crate) fn volume_record(pvc: &Value, method: VolumeMethod) -> VolumeBackup {
+    VolumeBackup {
+        namespace: str_at(pvc, &["metadata", "namespace"])
+            .unwrap_or_default()
+            .to_owned(),
+        pvc: str_at(pvc, &["metadata", "name"])
+            .unwrap_or_default()
+            .to_owned(),
+        method,
+        volume_mode: if VolumeMode::of_pvc(pvc) == VolumeMode::Block {
             "Block"
         } else {
             "Filesystem"
@@ -165,7 +253,20 @@ async fn backup_one(
         size: str_at(pvc, &["spec", "resources", "requests", "storage"]).map(str::to_owned),
         snapshot: None,
         error: None,
-    };
+    }
+}
+
+async fn backup_one(
+    cluster: &Cluster,
+    repo: &Arc<Repository>,
+    app: &str,
+    pvc: &Value,
+    taken: Result<Option<Snapshot>>,
+    opts: &VolumeOptions,
+) -> VolumeBackup {
+    let mut out = volume_record(pvc, opts.method);
+    let (ns, name) = (out.namespace.clone(), out.pvc.clone());
+    let mode = VolumeMode::of_pvc(pvc);
     let identity = volume_identity(app, &ns, &name);
     let mover = |pvc_name: &str| {
         let mut m = MoverSpec::new(
@@ -183,9 +284,12 @@ async fn backup_one(
         m.labels.insert(RUN_LABEL.into(), opts.run_id.clone());
         m
     };
-    let outcome = match opts.method {
-        VolumeMethod::CsiSnapshot => via_snapshot(cluster, pvc, &ns, &name, opts, &mover).await,
-        VolumeMethod::PodCopy => run_job(cluster, &mover(&name), opts.wait).await,
+    let outcome = match (opts.method, taken) {
+        (_, Err(e)) => Err(e),
+        (VolumeMethod::CsiSnapshot, Ok(Some(snap))) => {
+            from_snapshot(cluster, pvc, &snap, opts, &mover).await
+        }
+        (VolumeMethod::PodCopy, Ok(None)) => run_job(cluster, &mover(&name), opts.wait).await,
         _ => Err(Error::invalid(
             format!("volume {ns}/{name}"),
             "this method is run by the caller",
@@ -202,42 +306,28 @@ async fn backup_one(
     out
 }
 
-async fn via_snapshot(
+/// Provisions a PVC from the snapshot, runs the mover on it, deletes both.
+async fn from_snapshot(
     cluster: &Cluster,
     pvc: &Value,
-    ns: &str,
-    name: &str,
+    snap: &Snapshot,
     opts: &VolumeOptions,
     mover: &dyn Fn(&str) -> MoverSpec,
 ) -> Result<()> {
-    let snap_name = object_name(&["cairn", &opts.run_id, name]);
-    let snap = snapshot_spec(
-        &snap_name,
-        ns,
-        name,
-        opts.snapshot_class.as_deref(),
-        &opts.run_id,
-    );
-    let snap_key = crate::cluster::key_of(&snap)?;
+    let snap_name = snap.key.name.clone();
     let tmp_key = ObjectKey {
         api_version: "v1".into(),
         kind: "PersistentVolumeClaim".into(),
-        namespace: Some(ns.to_owned()),
+        namespace: snap.key.namespace.clone(),
         name: snap_name.clone(),
     };
     let result = async {
-        cluster.create(&snap).await?;
-        let ready = wait_snapshot_ready(cluster, &snap_key, opts.wait).await?;
-        let size = str_at(&ready, &["status", "restoreSize"])
-            .or_else(|| str_at(pvc, &["spec", "resources", "requests", "storage"]))
-            .unwrap_or("1Gi")
-            .to_owned();
         cluster
             .create(&clone_pvc_spec(
                 &snap_name,
                 pvc,
                 &snap_name,
-                &size,
+                &snap.size,
                 &opts.run_id,
             ))
             .await?;
@@ -245,11 +335,7 @@ async fn via_snapshot(
     }
     .await;
     // Temporary objects go whatever happened.
-    for k in [&tmp_key, &snap_key] {
-        if let Err(e) = cluster.delete(k).await {
-            tracing::warn!(object = %k, error = %e, "cleanup failed");
-        }
-    }
+    cleanup(cluster, &[&tmp_key, &snap.key]).await;
     result
 }
 

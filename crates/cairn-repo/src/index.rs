@@ -85,6 +85,11 @@ impl Index {
         self.garbage.contains(pack)
     }
 
+    /// True if any pack is marked as garbage.
+    pub fn has_garbage(&self) -> bool {
+        !self.garbage.is_empty()
+    }
+
     /// Adds one pack's blobs.
     pub(crate) fn add_pack(&mut self, p: &IndexPack) {
         let n = if let Some(&n) = self.pack_pos.get(&p.id) {

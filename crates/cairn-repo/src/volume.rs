@@ -402,6 +402,7 @@ impl VolumeBackup {
         if ranges.is_empty()
             && same_shape
             && let Some(&pid) = self.parent_leaves.get(i as usize)
+            && pid.is_none_or(|id| self.writer.is_stored(&id) && !self.writer.any_garbage())
         {
             self.progress.add_bytes(len);
             return Ok(pid);

@@ -160,6 +160,19 @@ impl Sink<'_> {
         Ok(id)
     }
 
+    /// True if the backup may reference this parent chunk as it is: each of its blobs is
+    /// indexed outside packs a prune marked as garbage (docs/format.md §14).
+    fn reusable(&self, c: &VolChunk) -> bool {
+        match c {
+            VolChunk::Zero => true,
+            VolChunk::Data(id) => self.writer.is_stored(id),
+            VolChunk::Patched { base, patches } => {
+                base.is_none_or(|id| self.writer.is_stored(&id))
+                    && patches.iter().all(|p| self.writer.is_stored(&p.id))
+            }
+        }
+    }
+
     fn whole(&self, job: &ChangedLeaf, abs: u64, len: usize) -> Result<VolChunk> {
         let data = self.read(job, abs, len)?;
         if is_zero(&data) {
@@ -190,7 +203,9 @@ pub(crate) fn process_changed_leaf(job: &ChangedLeaf, sink: &Sink<'_>) -> Result
         let parent_len = cs.min(job.parent_capacity.saturating_sub(c0));
         let usable = parent_len == c1 - c0;
         match job.parent.as_ref().and_then(|p| p.chunks.get(j)) {
-            Some(pc) if usable && runs.is_empty() => *slot = Some(pc.clone()),
+            Some(pc) if usable && runs.is_empty() && sink.reusable(pc) => {
+                *slot = Some(pc.clone());
+            }
             _ => work.push((j, runs)),
         }
     }
@@ -232,7 +247,7 @@ fn changed_chunk(
     let Some(parent) = parent else {
         return sink.whole(job, c0, clen as usize);
     };
-    if !job.patches || covered == clen {
+    if !job.patches || covered == clen || !sink.reusable(parent) {
         return sink.whole(job, c0, clen as usize);
     }
     let (base, old): (Option<Id>, &[VolumePatch]) = match parent {

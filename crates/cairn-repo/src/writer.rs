@@ -176,6 +176,12 @@ impl BlobWriter {
         self.index.is_reusable(id) || self.pending.lock().contains(id)
     }
 
+    /// True if a prune marked packs as garbage: a node reused by id may then reach blobs
+    /// that only marked packs hold, so it must be loaded and checked instead.
+    pub(crate) fn any_garbage(&self) -> bool {
+        self.index.has_garbage()
+    }
+
     /// Closes the open packs, returning those that hold blobs.
     pub(crate) fn flush(&self) -> Result<Vec<FinishedPack>> {
         let mut out = Vec::new();

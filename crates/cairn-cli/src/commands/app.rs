@@ -76,16 +76,27 @@ async fn backup(
     if sel.namespaces.is_empty() && sel.selectors.is_empty() {
         bail!("select the application with --namespace and/or --selector");
     }
+    // A malformed hooks file fails before anything is read or written.
+    let hooks = match &a.hooks {
+        Some(p) => {
+            let text = fs_err::read_to_string(p)?;
+            cairn_kube::hooks::parse_hooks(&text)
+                .with_context(|| format!("hooks file {}", p.display()))?
+        }
+        None => Vec::new(),
+    };
     let repo = repo::open(g, printer, true).await?;
     let cluster = connect().await?;
     let mut opts = AppBackupOptions::new(&a.name, sel);
+    opts.hooks = hooks;
     if a.with_data {
         opts.volumes = Some(volume_options(&a.mover, a.pod_copy)?);
     }
     let (id, doc) = cairn_kube::backup::backup(&cluster, &repo, &opts).await?;
     if printer.json {
         printer.json(&serde_json::json!({"schema": JSON_SCHEMA, "id": id, "status": doc.status,
-            "resources": doc.resources.len(), "skipped": doc.skipped.len(), "volumes": doc.volumes, "problems": doc.problems}))?;
+            "resources": doc.resources.len(), "skipped": doc.skipped.len(), "volumes": doc.volumes,
+            "hooks": doc.hooks, "problems": doc.problems}))?;
     } else {
         printer.line(&format!(
             "application backup {} of {}: {:?}, {} resources, {} skipped, {} volumes",
@@ -341,6 +352,30 @@ async fn describe(
         printer.line(&format!(
             "  {}/{} ({}, {:?}): {state}",
             v.namespace, v.pvc, v.volume_mode, v.method
+        ))?;
+    }
+    printer.line(&format!("hooks ({} steps):", doc.hooks.len()))?;
+    for h in &doc.hooks {
+        let field = |k: &str| h.get(k).map_or_else(String::new, ToString::to_string);
+        let t = &h["target"];
+        let target = format!(
+            "{}/{}{}",
+            t["namespace"].as_str().unwrap_or("?"),
+            t["pod"].as_str().unwrap_or("?"),
+            t["container"]
+                .as_str()
+                .map_or_else(String::new, |c| format!(":{c}"))
+        );
+        printer.line(&format!(
+            "  {} {} in {}: exit {} in {} ms{}",
+            h.get("hook").and_then(|v| v.as_str()).unwrap_or("?"),
+            field("phase"),
+            target,
+            field("exitCode"),
+            field("durationMs"),
+            h.get("error")
+                .and_then(|v| v.as_str())
+                .map_or_else(String::new, |e| format!(", FAILED: {e}"))
         ))?;
     }
     for p in &doc.problems {

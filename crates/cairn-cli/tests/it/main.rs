@@ -12,6 +12,7 @@
 
 mod common;
 
+mod app;
 mod default_repo;
 mod errors;
 mod interrupt;

@@ -221,6 +221,12 @@ fn help() {
       schedule     Manage scheduled backups (run by `cairn daemon`)
       daemon       Run the schedules; optionally serve Prometheus metrics
       credentials  Manage stored credentials for remote locations (secrets are kept encrypted)
+      forget       Delete snapshots that keep rules do not keep (grouped by source and host)
+      prune        Delete data no snapshot references; repack mostly-empty packs. Runs alongside backups
+      check        Verify the repository's structure and, with --read-data, every stored byte
+      repair       Repair a damaged repository
+      diff         Show what changed between two snapshots
+      unlock       Remove stale locks (left by processes that died)
       help         Print this message or the help of the given subcommand(s)
 
     Options:
@@ -261,19 +267,6 @@ fn no_arguments_is_a_usage_error() {
     Usage: cairn [OPTIONS] <COMMAND>
 
     Commands:
-<<<<<<< HEAD
-      init       Create a repository
-      backup     Back up paths, a volume (--volume) or standard input (--stdin)
-      restore    Restore a snapshot (or a path inside it) to a directory, file or device
-      snapshots  List snapshots
-      catalog    List the files inside a snapshot
-      key        Manage the passphrases (keys) of a repository
-      app        Kubernetes applications: back up, restore, list, describe
-      status     Active and recent operations on this machine (backups, restores, copies, prunes …)
-      schedule   Manage scheduled backups (run by `cairn daemon`)
-      daemon     Run the schedules; optionally serve Prometheus metrics
-      help       Print this message or the help of the given subcommand(s)
-=======
       init         Create a repository
       backup       Back up paths, a volume (--volume) or standard input (--stdin)
       restore      Restore a snapshot (or a path inside it) to a directory, file or device
@@ -281,9 +274,17 @@ fn no_arguments_is_a_usage_error() {
       catalog      List the files inside a snapshot
       key          Manage the passphrases (keys) of a repository
       app          Kubernetes applications: back up, restore, list, describe
+      status       Active and recent operations on this machine (backups, restores, copies, prunes …)
+      schedule     Manage scheduled backups (run by `cairn daemon`)
+      daemon       Run the schedules; optionally serve Prometheus metrics
       credentials  Manage stored credentials for remote locations (secrets are kept encrypted)
+      forget       Delete snapshots that keep rules do not keep (grouped by source and host)
+      prune        Delete data no snapshot references; repack mostly-empty packs. Runs alongside backups
+      check        Verify the repository's structure and, with --read-data, every stored byte
+      repair       Repair a damaged repository
+      diff         Show what changed between two snapshots
+      unlock       Remove stale locks (left by processes that died)
       help         Print this message or the help of the given subcommand(s)
->>>>>>> 6e0dfa7 (cairn-cli: help snapshots list credentials and the new global flags)
 
     Options:
       -r, --repo <REPO>                    Repository location: a path (local disk, NFS mount),

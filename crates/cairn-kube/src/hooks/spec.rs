@@ -247,6 +247,47 @@ pub struct SpecError {
     pub reason: String,
 }
 
+/// A hooks file: a list of hooks, or a backup spec with a `hooks:` list (YAML or JSON).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum HooksFile {
+    List(Vec<HookSpec>),
+    Spec { hooks: Vec<HookSpec> },
+}
+
+/// Parses and validates a hooks file (YAML or JSON): a list of hooks, or a map whose `hooks`
+/// key is one.
+///
+/// # Errors
+/// [`SpecError`] naming the file's problem (hook `*` when it does not parse) or the first
+/// invalid hook.
+pub fn parse_hooks(text: &str) -> Result<Vec<HookSpec>, SpecError> {
+    let hooks = match serde_saphyr::from_str::<HooksFile>(text) {
+        Ok(HooksFile::List(h) | HooksFile::Spec { hooks: h }) => h,
+        Err(e) => {
+            // The untagged error says only "no variant matched": name the real problem.
+            let reason = serde_saphyr::from_str::<Vec<HookSpec>>(text)
+                .err()
+                .map_or_else(|| e.to_string(), |e| e.to_string());
+            return Err(SpecError {
+                hook: "*".into(),
+                reason,
+            });
+        }
+    };
+    let mut names = std::collections::BTreeSet::new();
+    for h in &hooks {
+        h.steps()?;
+        if !names.insert(h.name.as_str()) {
+            return Err(SpecError {
+                hook: h.name.clone(),
+                reason: "two hooks have this name".into(),
+            });
+        }
+    }
+    Ok(hooks)
+}
+
 fn default_timeout() -> Duration {
     Duration::from_secs(30)
 }

@@ -15,4 +15,5 @@
 mod databases;
 mod fixtures;
 mod manifests;
+mod server;
 mod support;

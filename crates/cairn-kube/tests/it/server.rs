@@ -20,7 +20,10 @@ use cairn_kube::strip::{StripOptions, strip};
 use cairn_kube::volumes::VolumeOptions;
 use cairn_kube::wait::WaitPolicy;
 use cairn_kube::{Cluster, store};
-use cairn_kube_testserver::{Action, Change, EventKind, TestServer, controllers};
+use cairn_kube::hooks::{HookSpec, OnError, PodSelector};
+use cairn_kube_testserver::{
+    Action, Change, EventKind, ExecOutput, ExecRequest, TestServer, controllers,
+};
 use cairn_repo::{InitOptions, KdfParams, Repository};
 use cairn_storage::MemoryStorage;
 use serde_json::{Value, json};
@@ -30,11 +33,18 @@ use crate::fixtures::{in_ns, load, wordpress};
 async fn repo() -> Arc<Repository> {
     let mut o = InitOptions::default();
     o.kdf = KdfParams::insecure_for_tests();
-    Arc::new(Repository::init(Arc::new(MemoryStorage::new()), b"pw", &o).await.unwrap())
+    Arc::new(
+        Repository::init(Arc::new(MemoryStorage::new()), b"pw", &o)
+            .await
+            .unwrap(),
+    )
 }
 
 fn quick() -> WaitPolicy {
-    WaitPolicy { timeout: Duration::from_secs(5), interval: Duration::from_millis(10) }
+    WaitPolicy {
+        timeout: Duration::from_secs(5),
+        interval: Duration::from_millis(10),
+    }
 }
 
 fn ropts(restore_pvs: bool) -> RestoreOptions {
@@ -45,14 +55,24 @@ fn ropts(restore_pvs: bool) -> RestoreOptions {
 }
 
 fn key(api_version: &str, kind: &str, ns: Option<&str>, name: &str) -> ObjectKey {
-    ObjectKey { api_version: api_version.into(), kind: kind.into(), namespace: ns.map(Into::into), name: name.into() }
+    ObjectKey {
+        api_version: api_version.into(),
+        kind: kind.into(),
+        namespace: ns.map(Into::into),
+        name: name.into(),
+    }
 }
 
 /// A source cluster with WordPress, the shirts CRD and its CRs in `blog`, a PV bound to the
 /// MySQL claim, its storage class, a service account bound by a ClusterRoleBinding, and
 /// objects controllers own.
 async fn source() -> (TestServer, Cluster) {
-    let server = TestServer::builder().namespace("blog").namespace("other").start().await.unwrap();
+    let server = TestServer::builder()
+        .namespace("blog")
+        .namespace("other")
+        .start()
+        .await
+        .unwrap();
     let mut c = Cluster::connect(server.client()).await.unwrap();
     let shirts = load("crd-shirts");
     c.create(&shirts[0]).await.unwrap();
@@ -81,9 +101,17 @@ async fn source() -> (TestServer, Cluster) {
     ] {
         c.create(&o).await.unwrap();
     }
-    c.merge_patch(&key("v1", "PersistentVolumeClaim", Some("blog"), "mysql-pv-claim"), &json!({"spec":{"volumeName":"pv-mysql"}}))
-        .await
-        .unwrap();
+    c.merge_patch(
+        &key(
+            "v1",
+            "PersistentVolumeClaim",
+            Some("blog"),
+            "mysql-pv-claim",
+        ),
+        &json!({"spec":{"volumeName":"pv-mysql"}}),
+    )
+    .await
+    .unwrap();
     (server, c)
 }
 
@@ -103,15 +131,34 @@ fn comparable(mut o: Value, keep_volume_name: bool) -> Value {
 async fn backup_from_one_server_restores_equal_objects_into_another() {
     let (_src_server, src) = source().await;
     let repo = repo().await;
-    let (id, doc) = backup(&src, &repo, &AppBackupOptions::new("blog", selection(&["blog"]))).await.unwrap();
+    let (id, doc) = backup(
+        &src,
+        &repo,
+        &AppBackupOptions::new("blog", selection(&["blog"])),
+    )
+    .await
+    .unwrap();
     assert_eq!(doc.status, BackupStatus::Completed);
     // Skipped with reasons, dependencies added.
     let skipped: BTreeSet<_> = doc.skipped.iter().map(|s| s.object.name.clone()).collect();
     assert!(skipped.contains("wordpress-abc"), "{skipped:?}");
-    assert!(doc.resources.iter().all(|o| o["kind"] != "Lease" && o["metadata"]["name"] != "elsewhere"));
-    let deps: BTreeSet<_> = doc.dependencies.iter().map(|d| format!("{}/{}", d.object.kind, d.object.name)).collect();
-    for d in ["CustomResourceDefinition/shirts.stable.example.com", "PersistentVolume/pv-mysql", "StorageClass/standard",
-        "ClusterRoleBinding/wp-reader", "ClusterRole/wp-reader"] {
+    assert!(
+        doc.resources
+            .iter()
+            .all(|o| o["kind"] != "Lease" && o["metadata"]["name"] != "elsewhere")
+    );
+    let deps: BTreeSet<_> = doc
+        .dependencies
+        .iter()
+        .map(|d| format!("{}/{}", d.object.kind, d.object.name))
+        .collect();
+    for d in [
+        "CustomResourceDefinition/shirts.stable.example.com",
+        "PersistentVolume/pv-mysql",
+        "StorageClass/standard",
+        "ClusterRoleBinding/wp-reader",
+        "ClusterRole/wp-reader",
+    ] {
         assert!(deps.contains(d), "{d} missing from {deps:?}");
     }
     assert!(!doc.cluster.version.is_empty());
@@ -132,9 +179,20 @@ async fn backup_from_one_server_restores_equal_objects_into_another() {
     assert_eq!(report.created.len(), doc.resources.len());
     for original in &doc.resources {
         let k = ObjectKey::of(original).unwrap();
-        let restored = dst.get(&k).await.unwrap().unwrap_or_else(|| panic!("{k} not restored"));
-        assert_eq!(comparable(restored, true), comparable(original.clone(), true), "{k}");
-        assert_ne!(dst.get(&k).await.unwrap().unwrap()["metadata"]["uid"], original["metadata"]["uid"]);
+        let restored = dst
+            .get(&k)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{k} not restored"));
+        assert_eq!(
+            comparable(restored, true),
+            comparable(original.clone(), true),
+            "{k}"
+        );
+        assert_ne!(
+            dst.get(&k).await.unwrap().unwrap()["metadata"]["uid"],
+            original["metadata"]["uid"]
+        );
     }
 }
 
@@ -142,41 +200,88 @@ async fn backup_from_one_server_restores_equal_objects_into_another() {
 async fn namespace_mapping_policies_and_rollback() {
     let (_s, src) = source().await;
     let repo = repo().await;
-    let (_, doc) = backup(&src, &repo, &AppBackupOptions::new("blog", selection(&["blog"]))).await.unwrap();
+    let (_, doc) = backup(
+        &src,
+        &repo,
+        &AppBackupOptions::new("blog", selection(&["blog"])),
+    )
+    .await
+    .unwrap();
     let dst_server = TestServer::start().await.unwrap();
     let mut dst = Cluster::connect(dst_server.client()).await.unwrap();
     let mut opts = ropts(true);
-    opts.transforms.namespace_map.insert("blog".into(), "blog-copy".into());
-    let report = apply(&mut dst, &doc, plan(&doc, &opts).unwrap(), &opts).await.unwrap();
+    opts.transforms
+        .namespace_map
+        .insert("blog".into(), "blog-copy".into());
+    let report = apply(&mut dst, &doc, plan(&doc, &opts).unwrap(), &opts)
+        .await
+        .unwrap();
     assert!(report.failed.is_empty(), "{:?}", report.failed);
-    let pv = dst.get(&key("v1", "PersistentVolume", None, "pv-mysql")).await.unwrap().unwrap();
+    let pv = dst
+        .get(&key("v1", "PersistentVolume", None, "pv-mysql"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(pv["spec"]["claimRef"]["namespace"], "blog-copy");
     assert!(pv["spec"]["claimRef"].get("uid").is_none());
-    let crb = dst.get(&key("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", None, "wp-reader")).await.unwrap().unwrap();
+    let crb = dst
+        .get(&key(
+            "rbac.authorization.k8s.io/v1",
+            "ClusterRoleBinding",
+            None,
+            "wp-reader",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(crb["subjects"][0]["namespace"], "blog-copy");
     let secret = key("v1", "Secret", Some("blog-copy"), "mysql-pass");
     assert!(dst.get(&secret).await.unwrap().is_some());
-    assert!(dst.get(&key("stable.example.com/v1", "Shirt", Some("blog-copy"), "example1")).await.unwrap().is_some());
+    assert!(
+        dst.get(&key(
+            "stable.example.com/v1",
+            "Shirt",
+            Some("blog-copy"),
+            "example1"
+        ))
+        .await
+        .unwrap()
+        .is_some()
+    );
 
     // Skip (default): a changed object stays changed.
-    dst.merge_patch(&secret, &json!({"data":{"password":"Y2hhbmdlZA=="}})).await.unwrap();
-    let again = apply(&mut dst, &doc, plan(&doc, &opts).unwrap(), &opts).await.unwrap();
+    dst.merge_patch(&secret, &json!({"data":{"password":"Y2hhbmdlZA=="}}))
+        .await
+        .unwrap();
+    let again = apply(&mut dst, &doc, plan(&doc, &opts).unwrap(), &opts)
+        .await
+        .unwrap();
     assert_eq!(again.created.len(), 0);
     assert_eq!(again.skipped_existing.len(), doc.resources.len());
-    assert_eq!(dst.get(&secret).await.unwrap().unwrap()["data"]["password"], "Y2hhbmdlZA==");
+    assert_eq!(
+        dst.get(&secret).await.unwrap().unwrap()["data"]["password"],
+        "Y2hhbmdlZA=="
+    );
     // Update: the backed-up value wins, the object keeps its uid.
     let uid = dst.get(&secret).await.unwrap().unwrap()["metadata"]["uid"].clone();
     opts.existing = ExistingPolicy::Update;
-    apply(&mut dst, &doc, plan(&doc, &opts).unwrap(), &opts).await.unwrap();
+    apply(&mut dst, &doc, plan(&doc, &opts).unwrap(), &opts)
+        .await
+        .unwrap();
     let s = dst.get(&secret).await.unwrap().unwrap();
     assert_eq!(s["data"]["password"], "c2VjcmV0LXBhc3N3b3Jk");
     assert_eq!(s["metadata"]["uid"], uid);
     // Replace: a new object.
     opts.existing = ExistingPolicy::Replace;
     opts.only = Some(serde_json::from_value(json!({"kinds":["Secret"]})).unwrap());
-    let r = apply(&mut dst, &doc, plan(&doc, &opts).unwrap(), &opts).await.unwrap();
+    let r = apply(&mut dst, &doc, plan(&doc, &opts).unwrap(), &opts)
+        .await
+        .unwrap();
     assert_eq!(r.replaced.len(), 1);
-    assert_ne!(dst.get(&secret).await.unwrap().unwrap()["metadata"]["uid"], uid);
+    assert_ne!(
+        dst.get(&secret).await.unwrap().unwrap()["metadata"]["uid"],
+        uid
+    );
     // Rollback: a selected object created after the backup goes; the rest stays.
     dst.create(&json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"new-since","namespace":"blog-copy"},"data":{}}))
         .await
@@ -184,8 +289,16 @@ async fn namespace_mapping_policies_and_rollback() {
     opts.existing = ExistingPolicy::Skip;
     opts.only = None;
     opts.rollback = true;
-    let r = apply(&mut dst, &doc, plan(&doc, &opts).unwrap(), &opts).await.unwrap();
-    assert_eq!(r.deleted.iter().map(|k| k.name.as_str()).collect::<Vec<_>>(), ["new-since"]);
+    let r = apply(&mut dst, &doc, plan(&doc, &opts).unwrap(), &opts)
+        .await
+        .unwrap();
+    assert_eq!(
+        r.deleted
+            .iter()
+            .map(|k| k.name.as_str())
+            .collect::<Vec<_>>(),
+        ["new-since"]
+    );
     assert!(dst.get(&secret).await.unwrap().is_some());
 }
 
@@ -193,57 +306,126 @@ async fn namespace_mapping_policies_and_rollback() {
 async fn partial_restore_checks_dependencies() {
     let (_s, src) = source().await;
     let repo = repo().await;
-    let (_, doc) = backup(&src, &repo, &AppBackupOptions::new("blog", selection(&["blog"]))).await.unwrap();
-    let dst_server = TestServer::builder().namespace("blog").start().await.unwrap();
+    let (_, doc) = backup(
+        &src,
+        &repo,
+        &AppBackupOptions::new("blog", selection(&["blog"])),
+    )
+    .await
+    .unwrap();
+    let dst_server = TestServer::builder()
+        .namespace("blog")
+        .start()
+        .await
+        .unwrap();
     let mut dst = Cluster::connect(dst_server.client()).await.unwrap();
     let mut opts = ropts(false);
-    opts.only = Some(serde_json::from_value(json!({"kinds":["Deployment"],"names":["wordpress-mysql"]})).unwrap());
-    let err = apply(&mut dst, &doc, plan(&doc, &opts).unwrap(), &opts).await.unwrap_err().to_string();
-    assert!(err.contains("PersistentVolumeClaim blog/mysql-pv-claim") && err.contains("Secret blog/mysql-pass"), "{err}");
-    assert!(dst.get(&key("apps/v1", "Deployment", Some("blog"), "wordpress-mysql")).await.unwrap().is_none());
+    opts.only = Some(
+        serde_json::from_value(json!({"kinds":["Deployment"],"names":["wordpress-mysql"]}))
+            .unwrap(),
+    );
+    let err = apply(&mut dst, &doc, plan(&doc, &opts).unwrap(), &opts)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("PersistentVolumeClaim blog/mysql-pv-claim")
+            && err.contains("Secret blog/mysql-pass"),
+        "{err}"
+    );
+    assert!(
+        dst.get(&key(
+            "apps/v1",
+            "Deployment",
+            Some("blog"),
+            "wordpress-mysql"
+        ))
+        .await
+        .unwrap()
+        .is_none()
+    );
     // With what it needs in the restore, it goes through.
     opts.only = Some(serde_json::from_value(json!({"labelSelector":"app=wordpress"})).unwrap());
-    dst.create(&in_ns(crate::fixtures::mysql_pass(), "blog")).await.unwrap();
-    let r = apply(&mut dst, &doc, plan(&doc, &opts).unwrap(), &opts).await.unwrap();
+    dst.create(&in_ns(crate::fixtures::mysql_pass(), "blog"))
+        .await
+        .unwrap();
+    let r = apply(&mut dst, &doc, plan(&doc, &opts).unwrap(), &opts)
+        .await
+        .unwrap();
     assert!(r.failed.is_empty(), "{:?}", r.failed);
-    assert!(dst.get(&key("apps/v1", "Deployment", Some("blog"), "wordpress-mysql")).await.unwrap().is_some());
+    assert!(
+        dst.get(&key(
+            "apps/v1",
+            "Deployment",
+            Some("blog"),
+            "wordpress-mysql"
+        ))
+        .await
+        .unwrap()
+        .is_some()
+    );
 }
 
 #[tokio::test]
 async fn restore_to_production_scales_down_and_back_also_on_failure() {
-    let server = TestServer::builder().namespace("blog").reactor(controllers::workloads_ready).start().await.unwrap();
+    let server = TestServer::builder()
+        .namespace("blog")
+        .reactor(controllers::workloads_ready)
+        .start()
+        .await
+        .unwrap();
     let c = Cluster::connect(server.client()).await.unwrap();
     for o in wordpress("blog") {
         c.create(&o).await.unwrap();
     }
     let mysql = key("apps/v1", "Deployment", Some("blog"), "wordpress-mysql");
     let wp = key("apps/v1", "Deployment", Some("blog"), "wordpress");
-    c.merge_patch(&mysql, &json!({"spec":{"replicas":3}})).await.unwrap();
+    c.merge_patch(&mysql, &json!({"spec":{"replicas":3}}))
+        .await
+        .unwrap();
     let pvcs = BTreeSet::from(["mysql-pv-claim".to_owned()]);
     let replicas = |o: Option<Value>| o.unwrap()["spec"]["replicas"].as_i64().unwrap_or(1);
     // Failure midway: scaled back anyway, the error surfaces.
-    let err = cairn_kube::production::with_workloads_stopped(&c, "blog", &pvcs, quick(), || async {
-        assert_eq!(replicas(c.get(&mysql).await.unwrap()), 0);
-        assert_eq!(replicas(c.get(&wp).await.unwrap()), 1, "only owners of the restored PVCs stop");
-        Err(cairn_kube::Error::Failed { what: "mover".into(), reason: "disk full".into() })
-    })
-    .await
-    .unwrap_err();
+    let err =
+        cairn_kube::production::with_workloads_stopped(&c, "blog", &pvcs, quick(), || async {
+            assert_eq!(replicas(c.get(&mysql).await.unwrap()), 0);
+            assert_eq!(
+                replicas(c.get(&wp).await.unwrap()),
+                1,
+                "only owners of the restored PVCs stop"
+            );
+            Err(cairn_kube::Error::Failed {
+                what: "mover".into(),
+                reason: "disk full".into(),
+            })
+        })
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("disk full"));
     let after = c.get(&mysql).await.unwrap().unwrap();
     assert_eq!(after["spec"]["replicas"], 3);
-    assert!(after["metadata"]["annotations"].get(cairn_kube::restore::REPLICAS_ANNOTATION).is_none());
+    assert!(
+        after["metadata"]["annotations"]
+            .get(cairn_kube::restore::REPLICAS_ANNOTATION)
+            .is_none()
+    );
     // Success.
-    let held = cairn_kube::production::with_workloads_stopped(&c, "blog", &pvcs, quick(), || async {
-        assert_eq!(replicas(c.get(&mysql).await.unwrap()), 0);
-        Ok(())
-    })
-    .await
-    .unwrap();
+    let held =
+        cairn_kube::production::with_workloads_stopped(&c, "blog", &pvcs, quick(), || async {
+            assert_eq!(replicas(c.get(&mysql).await.unwrap()), 0);
+            Ok(())
+        })
+        .await
+        .unwrap();
     assert_eq!(held, vec![(mysql.clone(), 3)]);
     assert_eq!(replicas(c.get(&mysql).await.unwrap()), 3);
     // An interrupted restore leaves the annotation; resume scales back.
-    c.merge_patch(&mysql, &json!({"metadata":{"annotations":{"cairn.io/replicas":"3"}},"spec":{"replicas":0}})).await.unwrap();
+    c.merge_patch(
+        &mysql,
+        &json!({"metadata":{"annotations":{"cairn.io/replicas":"3"}},"spec":{"replicas":0}}),
+    )
+    .await
+    .unwrap();
     cairn_kube::production::resume(&c, "blog").await.unwrap();
     assert_eq!(replicas(c.get(&mysql).await.unwrap()), 3);
 }
@@ -262,8 +444,15 @@ fn mover_controller(server: &TestServer, client: kube::Client, repo: Arc<Reposit
     tokio::spawn(async move {
         let c = Cluster::connect(client).await.unwrap();
         while let Some(job) = rx.recv().await {
-            let cmd: Vec<String> = serde_json::from_value(job["spec"]["template"]["spec"]["containers"][0]["command"].clone()).unwrap();
-            let arg = |flag: &str| cmd.iter().position(|a| a == flag).map(|i| cmd[i + 1].clone());
+            let cmd: Vec<String> = serde_json::from_value(
+                job["spec"]["template"]["spec"]["containers"][0]["command"].clone(),
+            )
+            .unwrap();
+            let arg = |flag: &str| {
+                cmd.iter()
+                    .position(|a| a == flag)
+                    .map(|i| cmd[i + 1].clone())
+            };
             let k = ObjectKey::of(&job).unwrap();
             let status = if fail {
                 json!({"failed":1,"conditions":[{"type":"Failed","status":"True","message":"BackoffLimitExceeded: disk error"}]})
@@ -271,24 +460,64 @@ fn mover_controller(server: &TestServer, client: kube::Client, repo: Arc<Reposit
                 let mut o = cairn_repo::BackupOptions::default();
                 o.identity = arg("--source-id");
                 o.tags = vec![arg("--tag").unwrap()];
-                cairn_repo::backup_stream(&repo, std::io::Cursor::new(b"volume bytes".to_vec()), "volume", &o,
-                    Arc::new(cairn_repo::NoProgress), cairn_repo::CancellationToken::new()).await.unwrap();
+                cairn_repo::backup_stream(
+                    &repo,
+                    std::io::Cursor::new(b"volume bytes".to_vec()),
+                    "volume",
+                    &o,
+                    Arc::new(cairn_repo::NoProgress),
+                    cairn_repo::CancellationToken::new(),
+                )
+                .await
+                .unwrap();
                 json!({"succeeded":1,"conditions":[{"type":"Complete","status":"True"}]})
             };
-            c.merge_patch_status(&k, &json!({"status": status})).await.unwrap();
+            c.merge_patch_status(&k, &json!({"status": status}))
+                .await
+                .unwrap();
         }
     });
 }
 
 async fn volume_flow(fail: bool) -> (TestServer, Cluster, cairn_kube::AppBackup) {
-    let server = TestServer::builder().namespace("blog").reactor(controllers::snapshotter).reactor(controllers::provisioner).start().await.unwrap();
+    volume_flow_with(fail, Vec::new(), |_| {}).await
+}
+
+/// The wordpress application with its PVCs, a running MySQL pod for hooks, the snapshot and
+/// provisioner controllers and a mover controller; backs it up with `hooks`.
+async fn volume_flow_with(
+    fail: bool,
+    hooks: Vec<HookSpec>,
+    setup: impl FnOnce(&TestServer),
+) -> (TestServer, Cluster, cairn_kube::AppBackup) {
+    let server = TestServer::builder()
+        .namespace("blog")
+        .reactor(controllers::snapshotter)
+        .reactor(controllers::provisioner)
+        .start()
+        .await
+        .unwrap();
     let c = Cluster::connect(server.client()).await.unwrap();
     for o in wordpress("blog") {
         c.create(&o).await.unwrap();
     }
+    let pod = c
+        .create(&json!({"apiVersion":"v1","kind":"Pod",
+            "metadata":{"name":"mysql-0","namespace":"blog","labels":{"app":"wordpress","tier":"mysql"}},
+            "spec":{"containers":[{"name":"mysql","image":"mysql:8"}]}}))
+        .await
+        .unwrap();
+    c.merge_patch_status(
+        &ObjectKey::of(&pod).unwrap(),
+        &json!({"status":{"phase":"Running"}}),
+    )
+    .await
+    .unwrap();
+    setup(&server);
     let repo = repo().await;
     mover_controller(&server, server.client(), repo.clone(), fail);
     let mut opts = AppBackupOptions::new("blog", selection(&["blog"]));
+    opts.hooks = hooks;
     let mut v = VolumeOptions::new("cairn:test", "repo", "run1");
     v.wait = quick();
     opts.volumes = Some(v);
@@ -301,10 +530,24 @@ async fn volumes_go_through_csi_snapshots_and_movers_and_are_cleaned_up() {
     let (server, _c, doc) = volume_flow(false).await;
     assert_eq!(doc.status, BackupStatus::Completed, "{:?}", doc.problems);
     assert_eq!(doc.volumes.len(), 2);
-    assert!(doc.volumes.iter().all(|v| v.snapshot.is_some() && v.error.is_none()), "{:?}", doc.volumes);
-    assert!(server.list("snapshot.storage.k8s.io", "volumesnapshots").is_empty());
+    assert!(
+        doc.volumes
+            .iter()
+            .all(|v| v.snapshot.is_some() && v.error.is_none()),
+        "{:?}",
+        doc.volumes
+    );
+    assert!(
+        server
+            .list("snapshot.storage.k8s.io", "volumesnapshots")
+            .is_empty()
+    );
     assert!(server.list("batch", "jobs").is_empty());
-    let pvcs: Vec<_> = server.list("", "persistentvolumeclaims").iter().map(|p| p["metadata"]["name"].as_str().unwrap().to_owned()).collect();
+    let pvcs: Vec<_> = server
+        .list("", "persistentvolumeclaims")
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(pvcs, ["mysql-pv-claim", "wp-pv-claim"]);
 }
 
@@ -313,9 +556,131 @@ async fn a_failed_mover_makes_the_backup_partially_failed_and_still_cleans_up() 
     let (server, _c, doc) = volume_flow(true).await;
     assert_eq!(doc.status, BackupStatus::PartiallyFailed);
     assert_eq!(doc.problems.len(), 2);
-    assert!(doc.problems[0].reason.contains("disk error"), "{:?}", doc.problems);
+    assert!(
+        doc.problems[0].reason.contains("disk error"),
+        "{:?}",
+        doc.problems
+    );
     assert!(doc.volumes.iter().all(|v| v.snapshot.is_none()));
-    assert!(server.list("snapshot.storage.k8s.io", "volumesnapshots").is_empty());
+    assert!(
+        server
+            .list("snapshot.storage.k8s.io", "volumesnapshots")
+            .is_empty()
+    );
     assert!(server.list("batch", "jobs").is_empty());
     assert_eq!(server.list("", "persistentvolumeclaims").len(), 2);
+}
+
+/// What happened, in order: execs in the pod and objects the backup created.
+type Log = Arc<parking_lot::Mutex<Vec<String>>>;
+
+fn record_events(server: &TestServer, log: &Log, exit_code: i32) {
+    let l = log.clone();
+    server.add_reactor(move |ch: &Change<'_>| {
+        if ch.kind == EventKind::Added {
+            if ch.is("snapshot.storage.k8s.io", "volumesnapshots") {
+                l.lock().push("snapshot".into());
+            } else if ch.is("batch", "jobs") {
+                l.lock().push("job".into());
+            }
+        }
+        Vec::<Action>::new()
+    });
+    let l = log.clone();
+    server.on_exec(move |r: &ExecRequest, _stdin: &[u8]| {
+        let cmd = r.command.join(" ");
+        let step = ["pre-step", "post-step"]
+            .into_iter()
+            .find(|s| cmd.contains(s))
+            .unwrap_or("other");
+        l.lock().push(format!("{step} {}/{}", r.pod, r.container));
+        let code = if step == "pre-step" { exit_code } else { 0 };
+        ExecOutput::new(code, format!("{step} done\n"), "")
+    });
+}
+
+fn flush_hook(on_error: OnError) -> HookSpec {
+    let mut h = HookSpec::empty(
+        "flush",
+        PodSelector::new("blog", "tier=mysql", Some("mysql")),
+    );
+    h.pre = Some(vec!["sh".into(), "-c".into(), "echo pre-step".into()]);
+    h.post = Some(vec!["sh".into(), "-c".into(), "echo post-step".into()]);
+    h.timeout = Duration::from_secs(10);
+    h.on_error = on_error;
+    h
+}
+
+#[tokio::test]
+async fn hooks_quiesce_around_the_snapshots_and_not_the_copies() {
+    let log: Log = Arc::default();
+    let (_server, _c, doc) = volume_flow_with(false, vec![flush_hook(OnError::Fail)], |s| {
+        record_events(s, &log, 0);
+    })
+    .await;
+    assert_eq!(doc.status, BackupStatus::Completed, "{:?}", doc.problems);
+    let log = log.lock().clone();
+    assert_eq!(
+        log,
+        [
+            "pre-step mysql-0/mysql",
+            "snapshot",
+            "snapshot",
+            "post-step mysql-0/mysql",
+            "job",
+            "job"
+        ],
+        "the pod is released before the copies start"
+    );
+    // Every step is recorded with the backup, with its output.
+    assert_eq!(doc.hooks.len(), 2, "{:#?}", doc.hooks);
+    assert_eq!(doc.hooks[0]["phase"], "pre");
+    assert_eq!(doc.hooks[0]["exitCode"], 0);
+    assert!(doc.hooks[0]["stdout"].as_str().unwrap().contains("pre-step done"));
+    assert_eq!(doc.hooks[1]["phase"], "post");
+}
+
+#[tokio::test]
+async fn a_failed_pre_hook_takes_no_snapshot_and_still_runs_post() {
+    let log: Log = Arc::default();
+    let (server, _c, doc) = volume_flow_with(false, vec![flush_hook(OnError::Fail)], |s| {
+        record_events(s, &log, 3);
+    })
+    .await;
+    assert_eq!(doc.status, BackupStatus::PartiallyFailed);
+    assert_eq!(
+        log.lock().clone(),
+        ["pre-step mysql-0/mysql", "post-step mysql-0/mysql"]
+    );
+    assert!(
+        doc.volumes
+            .iter()
+            .all(|v| v.snapshot.is_none() && v.error.as_deref().is_some_and(|e| e.contains("not backed up"))),
+        "{:?}",
+        doc.volumes
+    );
+    assert!(
+        doc.problems.iter().any(|p| p.item.starts_with("hook flush")),
+        "{:?}",
+        doc.problems
+    );
+    assert!(
+        server
+            .list("snapshot.storage.k8s.io", "volumesnapshots")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_failed_hook_that_may_continue_is_recorded_and_the_backup_goes_on() {
+    let log: Log = Arc::default();
+    let (_server, _c, doc) = volume_flow_with(false, vec![flush_hook(OnError::Continue)], |s| {
+        record_events(s, &log, 3);
+    })
+    .await;
+    assert_eq!(doc.status, BackupStatus::PartiallyFailed);
+    assert!(doc.volumes.iter().all(|v| v.snapshot.is_some()), "{:?}", doc.volumes);
+    assert_eq!(log.lock().iter().filter(|e| *e == "job").count(), 2);
+    assert_eq!(doc.problems.len(), 1, "{:?}", doc.problems);
+    assert_eq!(doc.hooks[0]["exitCode"], 3);
 }
