@@ -18,7 +18,7 @@ pub(crate) struct Cli {
 }
 
 /// Options every command takes.
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 pub(crate) struct GlobalArgs {
     /// Repository location: a path (local disk, NFS mount), s3://bucket/prefix,
     /// azblob://container/prefix, gs://bucket/prefix, or the name of stored credentials that
@@ -95,6 +95,8 @@ pub(crate) enum Command {
     /// Manage stored credentials for remote locations (secrets are kept encrypted).
     #[command(subcommand)]
     Credentials(CredentialsCommand),
+    /// Copy snapshots to another repository (another store, credentials, passphrase).
+    Copy(CopyArgs),
     /// Delete snapshots that keep rules do not keep (grouped by source and host).
     Forget(crate::commands::maint_args::ForgetArgs),
     /// Delete data no snapshot references; repack mostly-empty packs. Runs alongside backups.
@@ -302,6 +304,24 @@ pub(crate) struct RestoreArgs {
     /// and exit 1 if they differ.
     #[arg(long, conflicts_with_all = ["verify", "overwrite"])]
     pub(crate) verify_only: bool,
+    #[command(flatten)]
+    pub(crate) filter: FilterArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CopyArgs {
+    /// Snapshots (ids, prefixes or `latest`); default: every snapshot the filters match.
+    pub(crate) snapshots: Vec<String>,
+    /// The target repository: a path, a URL or the name of stored credentials.
+    #[arg(long = "to", value_name = "LOCATION")]
+    pub(crate) to: String,
+    /// File with the target's passphrase (else CAIRN_TO_PASSWORD, else the target
+    /// credentials' encryption passphrase, else a prompt).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) to_password_file: Option<PathBuf>,
+    /// Stored credentials for the target (name or id).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) to_credentials: Option<String>,
     #[command(flatten)]
     pub(crate) filter: FilterArgs,
 }

@@ -3,6 +3,7 @@
 mod app;
 mod backup;
 mod catalog;
+mod copy;
 mod daemon;
 mod credentials;
 mod init;
@@ -35,6 +36,7 @@ pub(crate) async fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatu
         Command::Schedule(c) => schedule::run(g, c, printer),
         Command::Daemon(a) => daemon::run(g, &a, printer).await,
         Command::Credentials(c) => credentials::run(c, printer),
+        Command::Copy(a) => copy::run(g, &a, printer).await,
         Command::Forget(a) => maint::forget(g, &a, printer).await,
         Command::Prune(a) => maint::prune(g, &a, printer).await,
         Command::Check(a) => maint::check(g, &a, printer).await,

@@ -125,11 +125,21 @@ fn trim_newline(mut v: Vec<u8>) -> Vec<u8> {
 /// The passphrase: --password-file, CAIRN_PASSWORD, the encryption passphrase of the
 /// stored credentials in use, or a prompt on a terminal.
 pub(crate) fn passphrase(g: &GlobalArgs, confirm: bool) -> anyhow::Result<Secret> {
+    passphrase_from(g, "CAIRN_PASSWORD", "Repository passphrase: ", confirm)
+}
+
+/// As [`passphrase`], with another environment variable and prompt (a second repository).
+pub(crate) fn passphrase_from(
+    g: &GlobalArgs,
+    env: &str,
+    text: &str,
+    confirm: bool,
+) -> anyhow::Result<Secret> {
     if let Some(f) = &g.password_file {
         let v = fs_err::read(f).context("reading the password file")?;
         return Ok(Secret::new(trim_newline(v)));
     }
-    if let Ok(p) = std::env::var("CAIRN_PASSWORD") {
+    if let Ok(p) = std::env::var(env) {
         return Ok(Secret::new(p.into_bytes()));
     }
     if let Some((store, c)) = &resolve(g)?.credential
@@ -137,7 +147,7 @@ pub(crate) fn passphrase(g: &GlobalArgs, confirm: bool) -> anyhow::Result<Secret
     {
         return Ok(Secret::new(p.expose().as_bytes().to_vec()));
     }
-    prompt("Repository passphrase: ", confirm)
+    prompt(text, confirm)
 }
 
 /// The new passphrase for key add/passwd.
@@ -192,5 +202,20 @@ pub(crate) async fn open(
     }
     let pass = passphrase(g, false)?;
     let repo = Repository::open(storage, &pass).await?;
+    Ok(Arc::new(repo))
+}
+
+/// Opens a second repository (the target of a copy): `g` holds its location, password file
+/// and credentials; its passphrase comes from `CAIRN_TO_PASSWORD` otherwise. It must exist.
+pub(crate) async fn open_target(g: &GlobalArgs) -> anyhow::Result<Arc<Repository>> {
+    let (storage, _) = storage(g)?;
+    let location = storage.location().to_string();
+    if Repository::read_config(&storage).await.is_err() {
+        bail!("no repository at {location}: create it first with `cairn init --repo {location}`");
+    }
+    let pass = passphrase_from(g, "CAIRN_TO_PASSWORD", "Target repository passphrase: ", false)?;
+    let repo = Repository::open(storage, &pass)
+        .await
+        .with_context(|| format!("opening the target repository at {location}"))?;
     Ok(Arc::new(repo))
 }

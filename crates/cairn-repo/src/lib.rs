@@ -10,6 +10,7 @@ mod backup;
 mod blob;
 mod catalog;
 mod check;
+mod copy;
 mod diff;
 mod error;
 mod forget;
@@ -34,6 +35,7 @@ mod writer;
 
 pub use backup::{BackupOptions, BackupOutcome, ParentChoice, backup_paths, backup_stream};
 pub use catalog::{CatalogEntry, catalog};
+pub use copy::{CopyOutcome, Copied, copy_snapshots};
 pub use check::{Affected, CheckOptions, CheckReport, CheckStats, Problem, check};
 pub use diff::{ChangeKind, EntryChange, SnapshotDiff, VolumeDiff, diff};
 pub use error::{Error, Result};

@@ -13,6 +13,7 @@
 mod common;
 
 mod app;
+mod copy;
 mod default_repo;
 mod errors;
 mod interrupt;

@@ -221,6 +221,7 @@ fn help() {
       schedule     Manage scheduled backups (run by `cairn daemon`)
       daemon       Run the schedules; optionally serve Prometheus metrics
       credentials  Manage stored credentials for remote locations (secrets are kept encrypted)
+      copy         Copy snapshots to another repository (another store, credentials, passphrase)
       forget       Delete snapshots that keep rules do not keep (grouped by source and host)
       prune        Delete data no snapshot references; repack mostly-empty packs. Runs alongside backups
       check        Verify the repository's structure and, with --read-data, every stored byte
@@ -278,6 +279,7 @@ fn no_arguments_is_a_usage_error() {
       schedule     Manage scheduled backups (run by `cairn daemon`)
       daemon       Run the schedules; optionally serve Prometheus metrics
       credentials  Manage stored credentials for remote locations (secrets are kept encrypted)
+      copy         Copy snapshots to another repository (another store, credentials, passphrase)
       forget       Delete snapshots that keep rules do not keep (grouped by source and host)
       prune        Delete data no snapshot references; repack mostly-empty packs. Runs alongside backups
       check        Verify the repository's structure and, with --read-data, every stored byte

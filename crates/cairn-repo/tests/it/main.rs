@@ -32,6 +32,7 @@
 mod support;
 
 mod catalog;
+mod copy;
 mod corruption;
 mod crash;
 mod incremental;
