@@ -14,9 +14,11 @@
 
 pub mod behaviour;
 pub mod fault;
+pub mod proxy;
 pub mod servers;
 
 pub use behaviour::{Outcome, behaviour_trials, pattern};
+pub use proxy::FaultProxy;
 pub use fault::{FaultStorage, Injected, Op, Trigger, WriteFault};
 pub use servers::TestServer;
 

@@ -82,6 +82,61 @@ fn round_trip(backend: &str) {
             "{backend}: snapshot {id} restores what was backed up"
         );
     }
+    run_ok(&mut remote(&ctx, &server, &url, &["check", "--read-data"]));
+    copy_to_another_store(&ctx, backend, &server, &url, &second);
+}
+
+/// 3-2-1: copies the repository's snapshots to another kind of store, with another
+/// passphrase; the newest restores from there alone and the copy checks clean.
+fn copy_to_another_store(
+    ctx: &TestContext,
+    backend: &str,
+    server: &TestServer,
+    url: &str,
+    newest: &[(String, String)],
+) {
+    let to = match backend {
+        "s3" => "azblob",
+        "moto" => "gcs",
+        "azblob" => "gcs",
+        _ => "s3",
+    };
+    let Some(other) = server_or_skip(to) else {
+        return;
+    };
+    let target = other.fresh_url("copy");
+    let pass = "target-passphrase-Quokka-88";
+    run_ok(
+        remote(
+            ctx,
+            &other,
+            &target,
+            &["init", "--kdf-memory", "64", "--kdf-iterations", "1"],
+        )
+        .env("CAIRN_PASSWORD", pass),
+    );
+    let mut copy = remote(ctx, server, url, &["copy", "--to", &target]);
+    for (k, v) in other.vars() {
+        copy.env(k, v);
+    }
+    copy.env("CAIRN_TO_PASSWORD", pass);
+    run_ok(&mut copy);
+    let dir = ctx.root.join(format!("from-{to}"));
+    run_ok(
+        remote(
+            ctx,
+            &other,
+            &target,
+            &["restore", "latest", "--target", dir.to_str().unwrap()],
+        )
+        .env("CAIRN_PASSWORD", pass),
+    );
+    let nested = dir.join("tree");
+    let got = manifest(if nested.is_dir() { &nested } else { &dir });
+    assert_eq!(got, newest, "{backend} -> {to}: the copy restores");
+    run_ok(
+        remote(ctx, &other, &target, &["check", "--read-data"]).env("CAIRN_PASSWORD", pass),
+    );
 }
 
 #[test]
@@ -242,4 +297,109 @@ fn wrong_credentials_on_s3s_fs() {
         "{text}"
     );
     run_ok(&mut remote(&ctx, &server, &url, &init));
+}
+
+/// The s3s-fs server behind a [`FaultProxy`]: the server's variables with the endpoint moved
+/// to the proxy.
+fn behind_proxy(server: &TestServer) -> (cairn_testkit::FaultProxy, Vec<(String, String)>) {
+    let endpoint = server.var("CAIRN_S3_ENDPOINT").expect("an endpoint");
+    let upstream: std::net::SocketAddr = endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .expect("host:port");
+    let proxy = cairn_testkit::FaultProxy::start(upstream).expect("proxy");
+    let vars = server
+        .vars()
+        .map(|(k, v)| {
+            let v = if k == "CAIRN_S3_ENDPOINT" {
+                format!("http://{}", proxy.addr())
+            } else {
+                v.to_owned()
+            };
+            (k.to_owned(), v)
+        })
+        .collect();
+    (proxy, vars)
+}
+
+fn via(ctx: &TestContext, vars: &[(String, String)], url: &str, args: &[&str]) -> Command {
+    let mut cmd = ctx.command();
+    cmd.envs(vars.iter().map(|(k, v)| (k, v)))
+        .env("CAIRN_STATE_DIR", ctx.root.join("state"))
+        .args(args)
+        .arg("--repo")
+        .arg(url);
+    cmd
+}
+
+/// A store that answers 503 for a while: the backup retries and succeeds.
+#[test]
+fn a_store_answering_503_for_a_while_is_retried() {
+    let Some(server) = server_or_skip("s3") else {
+        return;
+    };
+    let (proxy, vars) = behind_proxy(&server);
+    let ctx = TestContext::new();
+    let url = server.fresh_url("503");
+    let src = small_tree(&ctx.root);
+    run_ok(&mut via(&ctx, &vars, &url, &["init", "--kdf-memory", "64", "--kdf-iterations", "1"]));
+    // Fewer than one request's attempts: every request eventually succeeds.
+    proxy.fail_next(3);
+    run_ok(&mut via(&ctx, &vars, &url, &["backup", src.to_str().unwrap()]));
+    assert_eq!(proxy.refused(), 3, "the 503s were served and retried");
+    let dir = ctx.root.join("out");
+    run_ok(&mut via(&ctx, &vars, &url, &["restore", "latest", "--target", dir.to_str().unwrap()]));
+    assert_eq!(manifest(&dir), manifest(&src));
+}
+
+/// The store dies in the middle of a backup: a clear error naming the location, exit 2, the
+/// repository stays valid, and the next backup completes, uploading only what is missing.
+#[test]
+fn a_store_dying_mid_backup_leaves_a_valid_repository() {
+    let Some(server) = server_or_skip("s3") else {
+        return;
+    };
+    let (proxy, vars) = behind_proxy(&server);
+    let ctx = TestContext::new();
+    let url = server.fresh_url("dies");
+    let src = ctx.root.join("big");
+    // 48 MiB of incompressible data in 1 MiB packs: an index file is written after every 32
+    // durable packs, so what landed before the failure is known to the next run.
+    let mut rng = crate::common::Rng::new(7);
+    for i in 0..12 {
+        write(&src.join(format!("f{i}")), rng.bytes(4 << 20));
+    }
+    run_ok(&mut via(&ctx, &vars, &url, &["init", "--kdf-memory", "64", "--kdf-iterations", "1", "--pack-mib", "1"]));
+    // Listing, locking, 32+ packs and their index go through; then the server is gone.
+    proxy.die_after(45);
+    let out = run(&mut via(&ctx, &vars, &url, &["backup", src.to_str().unwrap()]));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{}", format_output(&out));
+    assert!(err.contains("cairn-test"), "the error names the location: {err}");
+    assert!(proxy.dropped() > 0);
+    proxy.revive();
+    let before = run_ok(&mut via(&ctx, &vars, &url, &["snapshots", "--json"]));
+    let before: serde_json::Value = serde_json::from_slice(&before.stdout).unwrap();
+    assert_eq!(before["snapshots"].as_array().map(Vec::len), Some(0));
+    run_ok(&mut via(&ctx, &vars, &url, &["check"]));
+    let out = run_ok(&mut via(&ctx, &vars, &url, &["backup", "--json", src.to_str().unwrap()]));
+    let summary: serde_json::Value = out
+        .stdout
+        .split(|b| *b == b'\n')
+        .filter_map(|l| serde_json::from_slice::<serde_json::Value>(l).ok())
+        .find(|v| v["type"] == "summary")
+        .expect("a summary line");
+    let added = summary["summary"]["bytes_added"]
+        .as_u64()
+        .or_else(|| summary["bytes_added"].as_u64())
+        .expect("bytes_added");
+    assert!(
+        added <= 24 << 20,
+        "the packs that landed before the failure were not uploaded again ({added} bytes added): {summary}"
+    );
+    run_ok(&mut via(&ctx, &vars, &url, &["check", "--read-data"]));
+    let dir = ctx.root.join("out");
+    run_ok(&mut via(&ctx, &vars, &url, &["restore", "latest", "--target", dir.to_str().unwrap()]));
+    assert_eq!(manifest(&dir), manifest(&src));
 }

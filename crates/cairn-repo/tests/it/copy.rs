@@ -77,9 +77,10 @@ fn copies_restore_alone_in_the_target_and_a_second_copy_uploads_nothing() {
         let v2 = cairn_repo::backup_volume(&src, &image, &vo, no_progress(), CancellationToken::new())
             .await
             .unwrap();
+        let dump = rng.mixed(100_000);
         let s1 = cairn_repo::backup_stream(
             &src,
-            std::io::Cursor::new(rng.mixed(100_000)),
+            std::io::Cursor::new(dump.clone()),
             "dump.sql",
             &BackupOptions::default(),
             no_progress(),
@@ -116,12 +117,13 @@ fn copies_restore_alone_in_the_target_and_a_second_copy_uploads_nothing() {
         assert_eq!(ct2.parent, Some(ct1_id));
         let r = tmp.path().join("r-t2");
         restore(&alone, &ct2, &r).await;
-        assert_eq!(compare_trees(&src_dir, &r.join("src")), Vec::<String>::new());
+        assert_eq!(compare_trees(&src_dir, &r), Vec::<String>::new());
         let (_, cv2) = by_time(v2.snapshot.time);
         assert_eq!(restore_volume(&alone, &cv2, &tmp.path().join("v2.img")).await, vol);
         let (_, cs1) = by_time(s1.snapshot.time);
-        let r = tmp.path().join("r-s1");
+        let r = tmp.path().join("dump.sql");
         restore(&alone, &cs1, &r).await;
+        assert!(std::fs::read(&r).unwrap() == dump);
 
         // Again: everything is present, nothing is uploaded.
         let before = dmem.paths().len();
