@@ -201,8 +201,20 @@ pub(crate) async fn open(
         return Ok(Arc::new(repo));
     }
     let pass = passphrase(g, false)?;
-    let repo = Repository::open(storage, &pass).await?;
+    let mut repo = Repository::open(storage, &pass).await?;
+    tune(&mut repo);
     Ok(Arc::new(repo))
+}
+
+/// Test-only knobs from the environment (`CAIRN_TEST_INDEX_EVERY`: packs per intermediate
+/// index file, so a test can fail a store after an index without uploading gigabytes).
+fn tune(repo: &mut Repository) {
+    if let Some(n) = std::env::var("CAIRN_TEST_INDEX_EVERY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        repo.set_index_every(n);
+    }
 }
 
 /// Opens a second repository (the target of a copy): `g` holds its location, password file
@@ -210,10 +222,24 @@ pub(crate) async fn open(
 pub(crate) async fn open_target(g: &GlobalArgs) -> anyhow::Result<Arc<Repository>> {
     let (storage, _) = storage(g)?;
     let location = storage.location().to_string();
-    if Repository::read_config(&storage).await.is_err() {
-        bail!("no repository at {location}: create it first with `cairn init --repo {location}`");
+    match Repository::read_config(&storage).await {
+        Err(cairn_repo::Error::NotARepository { .. }) => {
+            bail!(
+                "no repository at {location}: create it first with `cairn init --repo {location}`"
+            );
+        }
+        Err(e) => {
+            return Err(anyhow::Error::new(e)
+                .context(format!("reading the target repository at {location}")));
+        }
+        Ok(_) => {}
     }
-    let pass = passphrase_from(g, "CAIRN_TO_PASSWORD", "Target repository passphrase: ", false)?;
+    let pass = passphrase_from(
+        g,
+        "CAIRN_TO_PASSWORD",
+        "Target repository passphrase: ",
+        false,
+    )?;
     let repo = Repository::open(storage, &pass)
         .await
         .with_context(|| format!("opening the target repository at {location}"))?;

@@ -346,8 +346,7 @@ impl Archiver {
         if !self.full
             && let Some(old) = old.filter(|o| {
                 unchanged(o, &node)
-                    && o
-                        .content
+                    && o.content
                         .iter()
                         .all(|e| e.blob().is_none_or(|id| self.writer.is_stored(&id)))
             })

@@ -20,7 +20,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use cairn_format::{BlobKind, Extent, Id, Node, Root, Snapshot, Tree, VolChunk, VolumeMap, VolumeNode};
+use cairn_format::{
+    BlobKind, Extent, Id, Node, Root, Snapshot, Tree, VolChunk, VolumeMap, VolumeNode,
+};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use parking_lot::Mutex;
@@ -206,7 +208,11 @@ impl Copier {
                 })
                 .collect::<Result<Vec<_>>>()?;
             let sealed = fetch_coalesced(&self.src, &locs).await?;
-            let (skey, dkey, ids) = (self.src.key().clone(), self.dst.key().clone(), batch.to_vec());
+            let (skey, dkey, ids) = (
+                self.src.key().clone(),
+                self.dst.key().clone(),
+                batch.to_vec(),
+            );
             let writer = self.writer.clone();
             let (packs, pairs, read) = cpu(move || -> Result<_> {
                 let mut packs = Vec::new();
@@ -256,7 +262,8 @@ impl Copier {
 
     /// A node with its content and subtree in the target.
     async fn node(&self, n: &Node) -> Result<Node> {
-        self.data(n.content.iter().filter_map(Extent::blob)).await?;
+        let blobs: Vec<Id> = n.content.iter().filter_map(Extent::blob).collect();
+        self.data(blobs).await?;
         let mut new = n.clone();
         new.content = self.extents(&n.content)?;
         if let Some(sub) = n.subtree {
@@ -272,18 +279,23 @@ impl Copier {
                 return Ok(t);
             }
             let tree = self.src.load_tree(&id).await?;
-            self.data(tree.nodes.iter().flat_map(|n| n.content.iter().filter_map(Extent::blob)))
+            let blobs: Vec<Id> = tree
+                .nodes
+                .iter()
+                .flat_map(|n| n.content.iter().filter_map(Extent::blob))
+                .collect();
+            self.data(blobs).await?;
+            let below: Vec<(usize, Id)> = tree
+                .nodes
+                .iter()
+                .enumerate()
+                .filter_map(|(i, n)| n.subtree.map(|s| (i, s)))
+                .collect();
+            let subtrees: Vec<(usize, Id)> = futures::stream::iter(below)
+                .map(|(i, s)| async move { Ok::<_, Error>((i, self.tree(s).await?)) })
+                .buffer_unordered(TREE_CONCURRENCY)
+                .try_collect()
                 .await?;
-            let subtrees: Vec<(usize, Id)> = futures::stream::iter(
-                tree.nodes
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, n)| n.subtree.map(|s| (i, s))),
-            )
-            .map(|(i, s)| async move { Ok::<_, Error>((i, self.tree(s).await?)) })
-            .buffer_unordered(TREE_CONCURRENCY)
-            .try_collect()
-            .await?;
             let mut nodes = Vec::with_capacity(tree.nodes.len());
             for n in &tree.nodes {
                 let mut new = n.clone();

@@ -35,8 +35,8 @@ mod writer;
 
 pub use backup::{BackupOptions, BackupOutcome, ParentChoice, backup_paths, backup_stream};
 pub use catalog::{CatalogEntry, catalog};
-pub use copy::{CopyOutcome, Copied, copy_snapshots};
 pub use check::{Affected, CheckOptions, CheckReport, CheckStats, Problem, check};
+pub use copy::{Copied, CopyOutcome, copy_snapshots};
 pub use diff::{ChangeKind, EntryChange, SnapshotDiff, VolumeDiff, diff};
 pub use error::{Error, Result};
 pub use forget::{ForgetEntry, forget, retention_group};

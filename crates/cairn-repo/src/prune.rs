@@ -201,17 +201,13 @@ async fn prune_locked(repo: &Arc<Repository>, opts: &PruneOptions) -> Result<Pru
         }
     }
     repo.forget_index().await;
-    let raw = load_raw_index(repo).await?;
+    let mut raw = load_raw_index(repo).await?;
     let snaps = repo.snapshots(&SnapshotFilter::default()).await?;
     report.snapshots = snaps.len();
     let refs = crate::refs::referenced(repo, &snaps).await?;
-    let stored = stored_packs(repo).await?;
-    report.packs = stored.len();
-    report.pack_bytes = stored.values().sum();
-    let (locations, missing) = {
-        let packs = raw.packs();
+    let locate = |raw: &RawIndex| {
         let mut loc: IdMap<Vec<Id>> = IdMap::default();
-        for p in packs.values() {
+        for p in raw.packs().values() {
             for b in &p.blobs {
                 loc.entry(b.id).or_default().push(p.id);
             }
@@ -219,11 +215,22 @@ async fn prune_locked(repo: &Arc<Repository>, opts: &PruneOptions) -> Result<Pru
         let missing = refs.iter().filter(|b| !loc.contains_key(b)).count();
         (loc, missing)
     };
+    let (mut locations, mut missing) = locate(&raw);
+    if missing > 0 {
+        // A backup may have finished between the index and the snapshots being read: its
+        // index files are durable before its snapshot, so reading them again finds them.
+        repo.forget_index().await;
+        raw = load_raw_index(repo).await?;
+        (locations, missing) = locate(&raw);
+    }
     if missing > 0 {
         return Err(Error::InvalidInput(format!(
             "snapshots reference {missing} blobs that no index lists; refusing to prune (run `cairn check`, then `cairn repair index`)"
         )));
     }
+    let stored = stored_packs(repo).await?;
+    report.packs = stored.len();
+    report.pack_bytes = stored.values().sum();
 
     // Sweep.
     let mut doomed: IdSet = eligible

@@ -56,6 +56,8 @@ pub struct Repository {
     index: Mutex<Option<Arc<Index>>>,
     pub(crate) pack_cache: PackCache,
     lock_options: LockOptions,
+    /// Durable packs per intermediate index file.
+    index_every: usize,
     /// Why `config` could not be used, if it was replaced by its sealed copy on open.
     config_damage: Option<String>,
 }
@@ -181,8 +183,22 @@ impl Repository {
             index: Mutex::new(None),
             pack_cache: PackCache::new(64 * 1024 * 1024),
             lock_options: LockOptions::default(),
+            index_every: crate::writer::INDEX_EVERY,
             config_damage: None,
         }
+    }
+
+    /// Sets how many durable packs a backup collects before it writes an index file for
+    /// them (at least 1; default 32). Packs a failed backup uploaded but did not index are
+    /// uploaded again by the next one, so fewer means less to redo after a failure and more
+    /// index files.
+    pub fn set_index_every(&mut self, packs: usize) {
+        self.index_every = packs.max(1);
+    }
+
+    /// Durable packs per intermediate index file.
+    pub fn index_every(&self) -> usize {
+        self.index_every
     }
 
     /// Sets the lock timing of this process (tests shorten it).

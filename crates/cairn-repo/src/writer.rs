@@ -22,7 +22,7 @@ use crate::blob::encode_blob;
 use crate::index::{IdSet, Index};
 use crate::{Error, Repository, Result};
 
-/// Packs per intermediate index file.
+/// Packs per intermediate index file (the default of [`Repository::index_every`]).
 pub(crate) const INDEX_EVERY: usize = 32;
 
 /// A finished pack ready to upload.
@@ -274,7 +274,7 @@ async fn run_uploads(
             Ok(p) => {
                 stats.stored_bytes.fetch_add(p.size, Ordering::Relaxed);
                 unindexed.push(p);
-                if unindexed.len() >= INDEX_EVERY {
+                if unindexed.len() >= repo.index_every() {
                     summary
                         .index_files
                         .push(write_index(&repo, &unindexed).await?);

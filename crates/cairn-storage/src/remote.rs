@@ -194,6 +194,10 @@ impl Storage for RemoteStorage {
             Err(err) if err.kind() == opendal::ErrorKind::RangeNotSatisfied => {
                 return Err(short("the range is not satisfiable").with_source(err));
             }
+            // Some services' errors carry the 416 only in the response they keep (GCS).
+            Err(err) if err.to_string().contains("status: 416") => {
+                return Err(short("the range is not satisfiable").with_source(err));
+            }
             Err(err) => self.error("read_range", path)(err),
         };
         // OpenDAL reports a range that runs past the end as a generic error ("reader got too

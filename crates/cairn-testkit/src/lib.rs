@@ -18,8 +18,8 @@ pub mod proxy;
 pub mod servers;
 
 pub use behaviour::{Outcome, behaviour_trials, pattern};
-pub use proxy::FaultProxy;
 pub use fault::{FaultStorage, Injected, Op, Trigger, WriteFault};
+pub use proxy::FaultProxy;
 pub use servers::TestServer;
 
 /// A random name such as `cairn-test-1f2e3d4c5b6a7988`, for temporary roots and prefixes.

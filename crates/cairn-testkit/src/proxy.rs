@@ -29,6 +29,8 @@ struct State {
     fail_next: AtomicU64,
     /// Forwards still allowed before playing dead (`u64::MAX`: unlimited).
     die_after: AtomicU64,
+    /// Play dead once a `PUT` whose request line contains this was forwarded.
+    die_on: parking_lot::Mutex<Option<String>>,
     dead: AtomicBool,
 }
 
@@ -104,9 +106,16 @@ impl FaultProxy {
         self.state.die_after.store(n, Ordering::SeqCst);
     }
 
+    /// Plays dead once a `PUT` whose path contains `pattern` was forwarded (its answer still
+    /// reaches the client).
+    pub fn die_after_put_containing(&self, pattern: &str) {
+        *self.state.die_on.lock() = Some(pattern.to_owned());
+    }
+
     /// Forwards again.
     pub fn revive(&self) {
         self.state.die_after.store(u64::MAX, Ordering::SeqCst);
+        *self.state.die_on.lock() = None;
         self.state.dead.store(false, Ordering::SeqCst);
     }
 
@@ -189,7 +198,9 @@ async fn read_request(conn: &mut TcpStream) -> std::io::Result<Option<(String, V
     };
     let head = String::from_utf8_lossy(&buf[..end]).into_owned();
     if header(&head, "transfer-encoding").is_some() {
-        return Err(std::io::Error::other("chunked request bodies are not supported"));
+        return Err(std::io::Error::other(
+            "chunked request bodies are not supported",
+        ));
     }
     let len: usize = header(&head, "content-length")
         .and_then(|v| v.parse().ok())
@@ -235,6 +246,16 @@ async fn handle(mut conn: TcpStream, upstream: SocketAddr, st: &State) -> std::i
     let mut resp = Vec::new();
     up.read_to_end(&mut resp).await?;
     st.forwarded.fetch_add(1, Ordering::SeqCst);
+    let line = head.lines().next().unwrap_or_default();
+    if line.starts_with("PUT ")
+        && st
+            .die_on
+            .lock()
+            .as_deref()
+            .is_some_and(|p| line.contains(p))
+    {
+        st.dead.store(true, Ordering::SeqCst);
+    }
     match find(&resp, b"\r\n\r\n") {
         Some(i) => {
             let head = String::from_utf8_lossy(&resp[..i + 4]).into_owned();

@@ -94,9 +94,11 @@ async fn backup(
     }
     let (id, doc) = cairn_kube::backup::backup(&cluster, &repo, &opts).await?;
     if printer.json {
-        printer.json(&serde_json::json!({"schema": JSON_SCHEMA, "id": id, "status": doc.status,
+        printer.json(
+            &serde_json::json!({"schema": JSON_SCHEMA, "id": id, "status": doc.status,
             "resources": doc.resources.len(), "skipped": doc.skipped.len(), "volumes": doc.volumes,
-            "hooks": doc.hooks, "problems": doc.problems}))?;
+            "hooks": doc.hooks, "problems": doc.problems}),
+        )?;
     } else {
         printer.line(&format!(
             "application backup {} of {}: {:?}, {} resources, {} skipped, {} volumes",

@@ -59,7 +59,12 @@ async fn app_backup_list_describe_and_restore_into_another_cluster() {
     ctx.init();
     let src_cfg = kubeconfig(&ctx, &src, "src");
 
-    let out = cairn(&ctx, &src_cfg, &["app", "backup", "shop", "-n", "shop", "--json"]).await;
+    let out = cairn(
+        &ctx,
+        &src_cfg,
+        &["app", "backup", "shop", "-n", "shop", "--json"],
+    )
+    .await;
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let doc = json(&out);
     assert_eq!(doc["status"], "Completed", "{doc}");
@@ -73,7 +78,13 @@ async fn app_backup_list_describe_and_restore_into_another_cluster() {
     let out = cairn(&ctx, &src_cfg, &["app", "describe", "shop"]).await;
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    for want in ["ConfigMap", "Secret", "Deployment", "Service", "status:    Completed"] {
+    for want in [
+        "ConfigMap",
+        "Secret",
+        "Deployment",
+        "Service",
+        "status:    Completed",
+    ] {
         assert!(text.contains(want), "{want} missing from:\n{text}");
     }
 
@@ -87,7 +98,13 @@ async fn app_backup_list_describe_and_restore_into_another_cluster() {
     let out = cairn(
         &ctx,
         &dst_cfg,
-        &["app", "restore", "shop", "--namespace-map", "shop=shop-copy"],
+        &[
+            "app",
+            "restore",
+            "shop",
+            "--namespace-map",
+            "shop=shop-copy",
+        ],
     )
     .await;
     assert_eq!(out.status.code(), Some(0), "{out:?}");
@@ -100,7 +117,10 @@ async fn app_backup_list_describe_and_restore_into_another_cluster() {
         .expect("the Deployment was restored");
     assert_eq!(d["spec"]["replicas"], 2);
     assert!(dst.get("", "secrets", Some("shop-copy"), "db").is_some());
-    assert!(dst.get("", "configmaps", Some("shop"), "settings").is_none());
+    assert!(
+        dst.get("", "configmaps", Some("shop"), "settings")
+            .is_none()
+    );
 }
 
 /// A malformed hooks file stops the backup before the cluster or the repository is touched.
@@ -150,8 +170,15 @@ async fn a_malformed_hooks_file_fails_before_anything_runs() {
         .await;
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         assert_eq!(out.status.code(), Some(2), "{body}: {err}");
-        assert!(err.contains("hooks file") && err.contains(want), "{body}: {err}");
+        assert!(
+            err.contains("hooks file") && err.contains(want),
+            "{body}: {err}"
+        );
     }
-    assert_eq!(src.resource_version(), version, "nothing was created in the cluster");
+    assert_eq!(
+        src.resource_version(),
+        version,
+        "nothing was created in the cluster"
+    );
     assert!(snapshot_ids(&ctx).is_empty());
 }

@@ -331,6 +331,16 @@ pub(crate) fn json(output: &Output) -> serde_json::Value {
     })
 }
 
+/// The `"type": "summary"` line of a `--json` run that also streams progress events.
+pub(crate) fn json_summary(output: &Output) -> serde_json::Value {
+    output
+        .stdout
+        .split(|b| *b == b'\n')
+        .filter_map(|l| serde_json::from_slice::<serde_json::Value>(l).ok())
+        .find(|v| v["type"] == "summary")
+        .unwrap_or_else(|| panic!("no summary line:\n{}", format_output(output)))
+}
+
 /// The ids of all snapshots, oldest first.
 pub(crate) fn snapshot_ids(ctx: &TestContext) -> Vec<String> {
     let out = run_ok(&mut ctx.cairn(["snapshots", "--json"]));

@@ -1,7 +1,7 @@
 //! `cairn copy`: to a second repository with another passphrase; copies restore from the
 //! target alone; copying again uploads nothing; a wrong target passphrase writes nothing.
 
-use crate::common::{TestContext, json, manifest, run, run_ok, small_tree, snapshot_ids};
+use crate::common::{TestContext, json_summary, manifest, run, run_ok, small_tree, snapshot_ids};
 
 const TARGET_PASSWORD: &str = "the target's own passphrase";
 
@@ -16,7 +16,14 @@ fn copy_to_a_second_repository_restores_there_and_copies_once() {
     let target = ctx.root.join("target");
     run_ok(
         ctx.command()
-            .args(["init", "--kdf-memory", "64", "--kdf-iterations", "1", "--repo"])
+            .args([
+                "init",
+                "--kdf-memory",
+                "64",
+                "--kdf-iterations",
+                "1",
+                "--repo",
+            ])
             .arg(&target)
             .env("CAIRN_PASSWORD", TARGET_PASSWORD),
     );
@@ -25,7 +32,7 @@ fn copy_to_a_second_repository_restores_there_and_copies_once() {
         ctx.cairn(["copy", "--json", "--to", target.to_str().unwrap()])
             .env("CAIRN_TO_PASSWORD", TARGET_PASSWORD),
     );
-    let summary = json(&out);
+    let summary = json_summary(&out);
     let snaps = summary["snapshots"].as_array().unwrap();
     assert_eq!(snaps.len(), 2, "{summary}");
     assert!(snaps.iter().all(|s| s["copied"] == true), "{summary}");
@@ -47,7 +54,7 @@ fn copy_to_a_second_repository_restores_there_and_copies_once() {
         ctx.cairn(["copy", "--json", "--to", target.to_str().unwrap()])
             .env("CAIRN_TO_PASSWORD", TARGET_PASSWORD),
     );
-    let summary = json(&out);
+    let summary = json_summary(&out);
     assert!(
         summary["snapshots"]
             .as_array()
@@ -73,11 +80,21 @@ fn a_wrong_target_passphrase_or_a_missing_target_fails_clearly() {
         .env("CAIRN_TO_PASSWORD", TARGET_PASSWORD));
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("no repository at") && err.contains("cairn init"), "{err}");
+    assert!(
+        err.contains("no repository at") && err.contains("cairn init"),
+        "{err}"
+    );
 
     run_ok(
         ctx.command()
-            .args(["init", "--kdf-memory", "64", "--kdf-iterations", "1", "--repo"])
+            .args([
+                "init",
+                "--kdf-memory",
+                "64",
+                "--kdf-iterations",
+                "1",
+                "--repo",
+            ])
             .arg(&target)
             .env("CAIRN_PASSWORD", TARGET_PASSWORD),
     );

@@ -37,7 +37,7 @@ fn volume_backup_restore_verify() {
     exit_code: 0
     ----- stdout -----
     snapshot [ID] saved (parent none)
-      1 files, 0 dirs, 20.0 MiB read; 20.0 MiB in total
+      1 files, 0 dirs, 12.0 MiB read; 20.0 MiB in total
       added [SIZE] (10 blobs), stored [SIZE] after compression and encryption, in [ELAPSED]
     ----- stderr -----
     ");

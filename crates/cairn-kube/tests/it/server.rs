@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use cairn_kube::backup::{AppBackupOptions, backup};
 use cairn_kube::document::BackupStatus;
+use cairn_kube::hooks::{HookSpec, OnError, PodSelector};
 use cairn_kube::object::ObjectKey;
 use cairn_kube::restore::{ExistingPolicy, RestoreOptions, apply, plan};
 use cairn_kube::select::Selection;
@@ -20,7 +21,6 @@ use cairn_kube::strip::{StripOptions, strip};
 use cairn_kube::volumes::VolumeOptions;
 use cairn_kube::wait::WaitPolicy;
 use cairn_kube::{Cluster, store};
-use cairn_kube::hooks::{HookSpec, OnError, PodSelector};
 use cairn_kube_testserver::{
     Action, Change, EventKind, ExecOutput, ExecRequest, TestServer, controllers,
 };
@@ -636,7 +636,12 @@ async fn hooks_quiesce_around_the_snapshots_and_not_the_copies() {
     assert_eq!(doc.hooks.len(), 2, "{:#?}", doc.hooks);
     assert_eq!(doc.hooks[0]["phase"], "pre");
     assert_eq!(doc.hooks[0]["exitCode"], 0);
-    assert!(doc.hooks[0]["stdout"].as_str().unwrap().contains("pre-step done"));
+    assert!(
+        doc.hooks[0]["stdout"]
+            .as_str()
+            .unwrap()
+            .contains("pre-step done")
+    );
     assert_eq!(doc.hooks[1]["phase"], "post");
 }
 
@@ -653,14 +658,17 @@ async fn a_failed_pre_hook_takes_no_snapshot_and_still_runs_post() {
         ["pre-step mysql-0/mysql", "post-step mysql-0/mysql"]
     );
     assert!(
-        doc.volumes
-            .iter()
-            .all(|v| v.snapshot.is_none() && v.error.as_deref().is_some_and(|e| e.contains("not backed up"))),
+        doc.volumes.iter().all(|v| v.snapshot.is_none()
+            && v.error
+                .as_deref()
+                .is_some_and(|e| e.contains("not backed up"))),
         "{:?}",
         doc.volumes
     );
     assert!(
-        doc.problems.iter().any(|p| p.item.starts_with("hook flush")),
+        doc.problems
+            .iter()
+            .any(|p| p.item.starts_with("hook flush")),
         "{:?}",
         doc.problems
     );
@@ -679,7 +687,11 @@ async fn a_failed_hook_that_may_continue_is_recorded_and_the_backup_goes_on() {
     })
     .await;
     assert_eq!(doc.status, BackupStatus::PartiallyFailed);
-    assert!(doc.volumes.iter().all(|v| v.snapshot.is_some()), "{:?}", doc.volumes);
+    assert!(
+        doc.volumes.iter().all(|v| v.snapshot.is_some()),
+        "{:?}",
+        doc.volumes
+    );
     assert_eq!(log.lock().iter().filter(|e| *e == "job").count(), 2);
     assert_eq!(doc.problems.len(), 1, "{:?}", doc.problems);
     assert_eq!(doc.hooks[0]["exitCode"], 3);

@@ -39,7 +39,11 @@ fn build(src: &Path, rng: &mut Rng) {
     crate::support::write_sparse(&src.join("sparse"), 1 << 20, 512 * 1024, &rng.bytes(5000));
 }
 
-async fn restore_volume(repo: &Arc<Repository>, s: &cairn_repo::format::Snapshot, out: &Path) -> Vec<u8> {
+async fn restore_volume(
+    repo: &Arc<Repository>,
+    s: &cairn_repo::format::Snapshot,
+    out: &Path,
+) -> Vec<u8> {
     let mut o = RestoreOptions::default();
     o.verify = true;
     let r = try_restore_with(repo, s, out, &o).await.unwrap();
@@ -62,21 +66,34 @@ fn copies_restore_alone_in_the_target_and_a_second_copy_uploads_nothing() {
         std::fs::write(src_dir.join("d/small-3"), b"changed").unwrap();
         let t2 = backup(&src, &src_dir, &BackupOptions::default()).await;
         let vopts = VolumeBackupOptions::new(BackupOptions::default());
-        let v1 = cairn_repo::backup_volume(&src, &image, &vopts, no_progress(), CancellationToken::new())
-            .await
-            .unwrap();
+        let v1 = cairn_repo::backup_volume(
+            &src,
+            &image,
+            &vopts,
+            no_progress(),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
         // A changed-block incremental: patched chunks.
-        let f = std::fs::OpenOptions::new().write(true).open(&image).unwrap();
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&image)
+            .unwrap();
         f.write_all_at(b"0123456789", 10_000).unwrap();
         vol[10_000..10_010].copy_from_slice(b"0123456789");
         let mut vo = VolumeBackupOptions::new(BackupOptions::default());
         vo.selection = Some(BlockSelection::Changed(BlockList {
             capacity: None,
-            ranges: vec![BlockRange { offset: 10_000, len: 10 }],
+            ranges: vec![BlockRange {
+                offset: 10_000,
+                len: 10,
+            }],
         }));
-        let v2 = cairn_repo::backup_volume(&src, &image, &vo, no_progress(), CancellationToken::new())
-            .await
-            .unwrap();
+        let v2 =
+            cairn_repo::backup_volume(&src, &image, &vo, no_progress(), CancellationToken::new())
+                .await
+                .unwrap();
         let dump = rng.mixed(100_000);
         let s1 = cairn_repo::backup_stream(
             &src,
@@ -95,7 +112,11 @@ fn copies_restore_alone_in_the_target_and_a_second_copy_uploads_nothing() {
             .await
             .unwrap();
         assert_eq!(out.snapshots.len(), 5);
-        assert!(out.snapshots.iter().all(|(_, c)| matches!(c, Copied::New(_))));
+        assert!(
+            out.snapshots
+                .iter()
+                .all(|(_, c)| matches!(c, Copied::New(_)))
+        );
         assert!(out.blobs_added > 0);
         // Shared content is uploaded once: the second tree snapshot adds little.
         let first_bytes = out.bytes_added;
@@ -106,7 +127,10 @@ fn copies_restore_alone_in_the_target_and_a_second_copy_uploads_nothing() {
                 .await
                 .unwrap(),
         );
-        let copied = alone.snapshots(&cairn_repo::SnapshotFilter::default()).await.unwrap();
+        let copied = alone
+            .snapshots(&cairn_repo::SnapshotFilter::default())
+            .await
+            .unwrap();
         assert_eq!(copied.len(), 5);
         let by_time = |t| copied.iter().find(|(_, s)| s.time == t).unwrap().clone();
         let (_, ct2) = by_time(t2.snapshot.time);
@@ -119,7 +143,10 @@ fn copies_restore_alone_in_the_target_and_a_second_copy_uploads_nothing() {
         restore(&alone, &ct2, &r).await;
         assert_eq!(compare_trees(&src_dir, &r), Vec::<String>::new());
         let (_, cv2) = by_time(v2.snapshot.time);
-        assert_eq!(restore_volume(&alone, &cv2, &tmp.path().join("v2.img")).await, vol);
+        assert_eq!(
+            restore_volume(&alone, &cv2, &tmp.path().join("v2.img")).await,
+            vol
+        );
         let (_, cs1) = by_time(s1.snapshot.time);
         let r = tmp.path().join("dump.sql");
         restore(&alone, &cs1, &r).await;
@@ -130,7 +157,12 @@ fn copies_restore_alone_in_the_target_and_a_second_copy_uploads_nothing() {
         let again = copy_snapshots(&src, &dst, &ids, no_progress(), CancellationToken::new())
             .await
             .unwrap();
-        assert!(again.snapshots.iter().all(|(_, c)| matches!(c, Copied::Present(_))));
+        assert!(
+            again
+                .snapshots
+                .iter()
+                .all(|(_, c)| matches!(c, Copied::Present(_)))
+        );
         assert_eq!(again.blobs_added, 0);
         assert_eq!(dmem.paths().len(), before);
         assert!(first_bytes > 0);
@@ -154,9 +186,15 @@ fn a_damaged_source_blob_stops_the_copy_and_writes_no_snapshot() {
             }
         }
         let (dmem, dst) = target().await;
-        let e = copy_snapshots(&src, &dst, &[t1.id], no_progress(), CancellationToken::new())
-            .await
-            .unwrap_err();
+        let e = copy_snapshots(
+            &src,
+            &dst,
+            &[t1.id],
+            no_progress(),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap_err();
         assert!(e.is_corruption(), "{e}");
         assert!(
             dmem.paths()

@@ -222,6 +222,12 @@ fn must_detect(fx: &Fixture, path: &str, byte: usize) -> bool {
         // creation time, say). It must never change what a restore writes.
         return false;
     }
+    if path == layout::CONFIG_SEALED {
+        // The authenticated copy of the config is read only when the config is damaged, so
+        // open, list and restore never see a flip in it; `check` reports it (the damage
+        // matrix in maint.rs).
+        return false;
+    }
     if path.starts_with("data/") {
         // Restores read blobs, not pack headers and trailers.
         return fx.in_blob(path, byte);
