@@ -28,6 +28,11 @@ use crate::{Error, Repository, Result};
 /// Most affected entries reported per snapshot.
 const MAX_AFFECTED_PER_SNAPSHOT: usize = 200;
 
+/// A blob of a pack as the index lists it: id, kind, offset, length, plaintext length.
+type PackBlob = (Id, BlobKind, u32, u32, u32);
+/// What reading one pack found: the pack, bytes read, and per damaged blob (what, blob, why).
+type PackResult = (Id, u64, Vec<(String, Option<Id>, String)>);
+
 /// What to check.
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
@@ -115,6 +120,10 @@ pub async fn check(repo: &Arc<Repository>, opts: &CheckOptions) -> Result<CheckR
     r
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "structure, then data, then what the damage affects: one pass in order"
+)]
 async fn check_locked(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
     let mut report = CheckReport::default();
     check_config(repo, &mut report).await?;
@@ -136,7 +145,7 @@ async fn check_locked(repo: &Repository, opts: &CheckOptions) -> Result<CheckRep
     let stored = stored_packs(repo).await?;
     report.stats.packs = stored.len();
     let mut bad_blobs: IdMap<String> = IdMap::default();
-    let mut pack_blobs: IdMap<Vec<(Id, BlobKind, u32, u32, u32)>> = IdMap::default();
+    let mut pack_blobs: IdMap<Vec<PackBlob>> = IdMap::default();
     for (id, loc) in index.blobs() {
         pack_blobs.entry(loc.pack).or_default().push((
             id,
@@ -356,27 +365,26 @@ async fn read_data(
         packs.sort_by_key(|p| p.prefix_u64() ^ seed);
         packs.truncate(n);
     }
-    let results: Vec<Result<(Id, u64, Vec<(String, Option<Id>, String)>)>> =
-        futures::stream::iter(packs)
-            .map(|p| {
-                let blobs = pack_blobs.get(&p).cloned().unwrap_or_default();
-                async move {
-                    let bytes = match repo.storage().read(&layout::pack_path(&p)).await {
-                        Err(e) if e.kind() == ErrorKind::NotFound => return Ok((p, 0, Vec::new())),
-                        r => r?,
-                    };
-                    let key = repo.key().clone();
-                    let len = bytes.len() as u64;
-                    let found =
-                        tokio::task::spawn_blocking(move || verify_pack(&key, &p, &bytes, &blobs))
-                            .await
-                            .map_err(|e| Error::Internal(e.to_string()))?;
-                    Ok((p, len, found))
-                }
-            })
-            .buffer_unordered(2)
-            .collect()
-            .await;
+    let results: Vec<Result<PackResult>> = futures::stream::iter(packs)
+        .map(|p| {
+            let blobs = pack_blobs.get(&p).cloned().unwrap_or_default();
+            async move {
+                let bytes = match repo.storage().read(&layout::pack_path(&p)).await {
+                    Err(e) if e.kind() == ErrorKind::NotFound => return Ok((p, 0, Vec::new())),
+                    r => r?,
+                };
+                let key = repo.key().clone();
+                let len = bytes.len() as u64;
+                let found =
+                    tokio::task::spawn_blocking(move || verify_pack(&key, &p, &bytes, &blobs))
+                        .await
+                        .map_err(|e| Error::Internal(e.to_string()))?;
+                Ok((p, len, found))
+            }
+        })
+        .buffer_unordered(2)
+        .collect()
+        .await;
     for r in results {
         let (pack, len, found) = r?;
         report.stats.packs_read += 1;
@@ -491,6 +499,10 @@ impl Walk<'_> {
             .find_map(|id| self.blob_problem(&id))
     }
 
+    #[allow(
+        clippy::too_many_lines,
+        reason = "trees, then volume nodes, breadth first"
+    )]
     async fn load_all(&mut self, snaps: &[(Id, Snapshot)]) {
         let mut trees: Vec<Id> = Vec::new();
         let mut vols: Vec<Id> = Vec::new();

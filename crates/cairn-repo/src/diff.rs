@@ -140,6 +140,10 @@ fn entry(
     }
 }
 
+#[allow(
+    clippy::many_single_char_names,
+    reason = "x and y are the two sides of the comparison throughout"
+)]
 fn compare<'a>(
     repo: &'a Repository,
     path: String,

@@ -39,8 +39,8 @@ pub struct LockOptions {
 impl Default for LockOptions {
     fn default() -> Self {
         Self {
-            refresh: Duration::from_secs(5 * 60),
-            stale: Duration::from_secs(30 * 60),
+            refresh: Duration::from_mins(5),
+            stale: Duration::from_mins(30),
         }
     }
 }
@@ -133,7 +133,7 @@ impl Drop for LockGuard {
 }
 
 impl Repository {
-    fn new_lock(&self, exclusive: bool, operation: &str, now: jiff::Timestamp) -> Lock {
+    fn new_lock(exclusive: bool, operation: &str, now: jiff::Timestamp) -> Lock {
         let (hostname, _) = local_identity();
         Lock {
             version: Lock::VERSION,
@@ -165,7 +165,7 @@ impl Repository {
         opts: LockOptions,
     ) -> Result<LockGuard> {
         let created = jiff::Timestamp::now();
-        let lock = self.new_lock(exclusive, operation, created);
+        let lock = Self::new_lock(exclusive, operation, created);
         let id = self.write_lock(&lock).await?;
         if exclusive {
             let others: Vec<String> = self

@@ -24,7 +24,7 @@ pub(crate) fn chunk_blobs(c: &VolChunk, out: &mut Vec<Id>) {
             out.extend(base.iter().copied());
             out.extend(patches.iter().map(|p| p.id));
         }
-        _ => {}
+        VolChunk::Zero => {}
     }
 }
 

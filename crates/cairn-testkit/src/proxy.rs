@@ -185,7 +185,7 @@ fn closing(head: &str) -> String {
 /// Reads one request (head and `Content-Length` body); `None` at a clean end of stream.
 async fn read_request(conn: &mut TcpStream) -> std::io::Result<Option<(String, Vec<u8>)>> {
     let mut buf = Vec::new();
-    let mut tmp = [0u8; 64 * 1024];
+    let mut tmp = vec![0u8; 64 * 1024];
     let end = loop {
         if let Some(i) = find(&buf, b"\r\n\r\n") {
             break i + 4;

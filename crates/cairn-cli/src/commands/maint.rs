@@ -282,6 +282,10 @@ pub(crate) async fn repair(
     }
 }
 
+#[allow(
+    clippy::many_single_char_names,
+    reason = "a and b are the two snapshots compared throughout"
+)]
 pub(crate) async fn diff(
     g: &GlobalArgs,
     a: &DiffArgs,

@@ -5,6 +5,10 @@ use clap::{Args, Subcommand};
 use crate::args::FilterArgs;
 
 /// Keep rules of `forget` (also used by the scheduler).
+#[allow(
+    clippy::struct_field_names,
+    reason = "the fields are the --keep-* flags, named as users type them"
+)]
 #[derive(Debug, Args, Clone, Default)]
 pub(crate) struct KeepArgs {
     /// Keep the N newest snapshots.

@@ -331,6 +331,23 @@ pub(crate) fn json(output: &Output) -> serde_json::Value {
     })
 }
 
+/// `cairn init` (cheap KDF) of another repository at `path`, with its own passphrase.
+pub(crate) fn init_other(ctx: &TestContext, path: &Path, passphrase: &str) {
+    run_ok(
+        ctx.command()
+            .args([
+                "init",
+                "--kdf-memory",
+                "64",
+                "--kdf-iterations",
+                "1",
+                "--repo",
+            ])
+            .arg(path)
+            .env("CAIRN_PASSWORD", passphrase),
+    );
+}
+
 /// The `"type": "summary"` line of a `--json` run that also streams progress events.
 pub(crate) fn json_summary(output: &Output) -> serde_json::Value {
     output

@@ -1,7 +1,9 @@
 //! `cairn copy`: to a second repository with another passphrase; copies restore from the
 //! target alone; copying again uploads nothing; a wrong target passphrase writes nothing.
 
-use crate::common::{TestContext, json_summary, manifest, run, run_ok, small_tree, snapshot_ids};
+use crate::common::{
+    TestContext, init_other, json_summary, manifest, run, run_ok, small_tree, snapshot_ids,
+};
 
 const TARGET_PASSWORD: &str = "the target's own passphrase";
 
@@ -14,19 +16,7 @@ fn copy_to_a_second_repository_restores_there_and_copies_once() {
     std::fs::write(tree.join("a.txt"), "changed\n").unwrap();
     run_ok(&mut ctx.cairn(["backup", tree.to_str().unwrap()]));
     let target = ctx.root.join("target");
-    run_ok(
-        ctx.command()
-            .args([
-                "init",
-                "--kdf-memory",
-                "64",
-                "--kdf-iterations",
-                "1",
-                "--repo",
-            ])
-            .arg(&target)
-            .env("CAIRN_PASSWORD", TARGET_PASSWORD),
-    );
+    init_other(&ctx, &target, TARGET_PASSWORD);
 
     let out = run_ok(
         ctx.cairn(["copy", "--json", "--to", target.to_str().unwrap()])
@@ -85,19 +75,7 @@ fn a_wrong_target_passphrase_or_a_missing_target_fails_clearly() {
         "{err}"
     );
 
-    run_ok(
-        ctx.command()
-            .args([
-                "init",
-                "--kdf-memory",
-                "64",
-                "--kdf-iterations",
-                "1",
-                "--repo",
-            ])
-            .arg(&target)
-            .env("CAIRN_PASSWORD", TARGET_PASSWORD),
-    );
+    init_other(&ctx, &target, TARGET_PASSWORD);
     let out = run(ctx
         .cairn(["copy", "--to", target.to_str().unwrap()])
         .env("CAIRN_TO_PASSWORD", "not it"));
@@ -105,10 +83,7 @@ fn a_wrong_target_passphrase_or_a_missing_target_fails_clearly() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("target"), "{err}");
     assert!(
-        std::fs::read_dir(target.join("snapshots"))
-            .map(|d| d.count())
-            .unwrap_or(0)
-            == 0,
+        std::fs::read_dir(target.join("snapshots")).map_or(0, Iterator::count) == 0,
         "nothing was copied"
     );
 }

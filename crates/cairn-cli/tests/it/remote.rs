@@ -13,11 +13,18 @@ const SECRET_PASS: &str = "Lynx-Marmot-4471-repo-passphrase";
 
 /// `cairn ARGS --repo URL` with the server's storage variables and a private state dir.
 fn remote(ctx: &TestContext, server: &TestServer, url: &str, args: &[&str]) -> Command {
+    let vars: Vec<(String, String)> = server
+        .vars()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    via(ctx, &vars, url, args)
+}
+
+/// `cairn ARGS --repo URL` with these storage variables and a private state dir.
+fn via(ctx: &TestContext, vars: &[(String, String)], url: &str, args: &[&str]) -> Command {
     let mut cmd = ctx.command();
-    for (k, v) in server.vars() {
-        cmd.env(k, v);
-    }
-    cmd.env("CAIRN_STATE_DIR", ctx.root.join("state"))
+    cmd.envs(vars.iter().map(|(k, v)| (k, v)))
+        .env("CAIRN_STATE_DIR", ctx.root.join("state"))
         .args(args)
         .arg("--repo")
         .arg(url);
@@ -305,19 +312,7 @@ fn wrong_credentials_on_s3s_fs() {
 fn copy_to_a_path(ctx: &TestContext, server: &TestServer, url: &str, newest: &[(String, String)]) {
     let target = ctx.root.join("copy-target");
     let pass = "target-passphrase-Quokka-88";
-    run_ok(
-        ctx.command()
-            .args([
-                "init",
-                "--kdf-memory",
-                "64",
-                "--kdf-iterations",
-                "1",
-                "--repo",
-            ])
-            .arg(&target)
-            .env("CAIRN_PASSWORD", pass),
-    );
+    crate::common::init_other(ctx, &target, pass);
     run_ok(
         remote(
             ctx,
@@ -367,16 +362,6 @@ fn behind_proxy(server: &TestServer) -> (cairn_testkit::FaultProxy, Vec<(String,
         })
         .collect();
     (proxy, vars)
-}
-
-fn via(ctx: &TestContext, vars: &[(String, String)], url: &str, args: &[&str]) -> Command {
-    let mut cmd = ctx.command();
-    cmd.envs(vars.iter().map(|(k, v)| (k, v)))
-        .env("CAIRN_STATE_DIR", ctx.root.join("state"))
-        .args(args)
-        .arg("--repo")
-        .arg(url);
-    cmd
 }
 
 /// A store that answers 503 for a while: the backup retries and succeeds.
