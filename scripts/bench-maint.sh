@@ -25,10 +25,12 @@ mkdir -p "$SRC/vary"
 ln -s "$DATA" "$SRC/tree"
 FILES=($(find "$DATA" -type f -size -4M | head -20))
 
-# measure NAME CMD…: runs 3 times, prints "median_seconds peak_rss_kib".
+# measure CMD…: runs 3 times, prints "median_seconds peak_rss_kib". With RESET set, runs it
+# before each run (untimed): prune must find the same garbage every time.
 measure() {
     local times=() rss=0
     for _ in 1 2 3; do
+        [ -n "${RESET:-}" ] && eval "$RESET"
         /usr/bin/time -v -o "$WORK/time" "$@" >/dev/null 2>"$WORK/err" || { cat "$WORK/err" >&2; return 1; }
         times+=("$(awk -F': ' '/Elapsed \(wall clock\)/{n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$WORK/time")")
         local r; r=$(awk -F': ' '/Maximum resident/{print $2}' "$WORK/time")
@@ -63,10 +65,11 @@ rustic -r "$WORK/rustic" forget --keep-last $((N / 2)) >/dev/null 2>&1
 echo "| tool | operation | median s | peak RSS MiB |"
 echo "| --- | --- | --- | --- |"
 row() { read -r s k; printf '| %s | %s | %s | %.0f |\n' "$1" "$2" "$s" "$(echo "$k / 1024" | bc -l)"; }
-cp -r "$WORK/cairn" "$WORK/cairn.orig"
-measure env CAIRN_TEST_PRUNE_MARGIN_SECS=0 sh -c "'$CAIRN' prune -q --repo '$WORK/cairn' && '$CAIRN' prune -q --repo '$WORK/cairn'" | row cairn "prune (mark + sweep)"
-measure restic -q -r "$WORK/restic" prune | row restic prune
-measure rustic -r "$WORK/rustic" prune | row rustic prune
+for t in cairn restic rustic; do cp -a "$WORK/$t" "$WORK/$t.orig"; done
+fresh() { echo "rm -rf '$WORK/$1' && cp -a '$WORK/$1.orig' '$WORK/$1' && sync"; }
+RESET=$(fresh cairn) measure env CAIRN_TEST_PRUNE_MARGIN_SECS=0 sh -c "'$CAIRN' prune -q --repo '$WORK/cairn' && '$CAIRN' prune -q --repo '$WORK/cairn'" | row cairn "prune (mark + sweep)"
+RESET=$(fresh restic) measure restic -q -r "$WORK/restic" prune | row restic prune
+RESET=$(fresh rustic) measure rustic -r "$WORK/rustic" prune | row rustic prune
 measure "$CAIRN" check -q --repo "$WORK/cairn" | row cairn check
 measure restic -q -r "$WORK/restic" check | row restic check
 measure rustic -r "$WORK/rustic" check | row rustic check

@@ -176,15 +176,23 @@ fn cdc_params(repo: &Repository) -> Result<CdcParams> {
         .map_err(|e| Error::corrupt("config", e))
 }
 
+/// Finishes the session and saves the snapshot, unless the run was cancelled meanwhile (a
+/// Ctrl-C that came while the last data was read must not be answered with a snapshot): then
+/// what was uploaded stays indexed for the next run, and the result is `Interrupted`.
 pub(crate) async fn commit(
     repo: &Repository,
     session: Session,
     mut snap: Snapshot,
     started: Instant,
+    cancel: &CancellationToken,
 ) -> Result<BackupOutcome> {
     let written = session.writer.stats.clone();
     let (_summary, lock) = session.finish().await?;
     lock.check_fresh()?;
+    if cancel.is_cancelled() {
+        lock.release().await;
+        return Err(Error::Interrupted);
+    }
     snap.summary.blobs_added = written.blobs.load(Ordering::Relaxed);
     snap.summary.bytes_added = written.raw_bytes.load(Ordering::Relaxed);
     snap.summary.bytes_stored = written.stored_bytes.load(Ordering::Relaxed);
@@ -264,7 +272,7 @@ pub async fn backup_paths(
         cdc: cdc_params(repo)?,
         full: opts.full,
         progress: progress.clone(),
-        cancel,
+        cancel: cancel.clone(),
         stats: TreeStats::default(),
     });
     let root = match archive_roots(&archiver, &abs, parent_root.as_ref()).await {
@@ -302,7 +310,7 @@ pub async fn backup_paths(
         program: program(),
     };
     progress.finish();
-    commit(repo, session, snap, started).await
+    commit(repo, session, snap, started, &cancel).await
 }
 
 async fn archive_roots(
@@ -375,6 +383,7 @@ pub async fn backup_stream<R: Read + Send + 'static>(
         cdc_params(repo)?,
     );
     let p2 = progress.clone();
+    let cancel2 = cancel.clone();
     let result = cpu(move || -> Result<(Vec<Extent>, u64)> {
         let mut chunker = StreamChunker::new(reader, cdc);
         let mut extents = Vec::new();
@@ -383,7 +392,7 @@ pub async fn backup_stream<R: Read + Send + 'static>(
             .next_chunk()
             .map_err(|e| Error::io("read", "standard input", e))?
         {
-            if cancel.is_cancelled() {
+            if cancel2.is_cancelled() {
                 return Err(Error::Interrupted);
             }
             let id = blob_id(&key, &chunk);
@@ -432,5 +441,5 @@ pub async fn backup_stream<R: Read + Send + 'static>(
         program: program(),
     };
     progress.finish();
-    commit(repo, session, snap, started).await
+    commit(repo, session, snap, started, &cancel).await
 }

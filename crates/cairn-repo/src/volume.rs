@@ -629,5 +629,5 @@ pub async fn backup_volume(
         program: program(),
     };
     progress.finish();
-    commit(repo, session, snap, started).await
+    commit(repo, session, snap, started, &cancel2).await
 }

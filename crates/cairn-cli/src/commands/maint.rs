@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use cairn_repo::{
-    CheckOptions, KeepRules, PruneOptions, PruneReport, SnapshotDiff, SnapshotFilter,
+    CheckOptions, KeepRules, PruneOptions, PruneReport, Repository, SnapshotDiff, SnapshotFilter,
 };
+use cairn_state::OperationKind;
 
 use crate::args::GlobalArgs;
 use crate::commands::maint_args::{
@@ -13,7 +14,7 @@ use crate::commands::maint_args::{
 };
 use crate::exit::ExitStatus;
 use crate::printer::{JSON_SCHEMA, Printer, human_bytes};
-use crate::repo;
+use crate::{record, repo};
 
 /// Test-only: shortens prune's safety margin (docs/format.md §14). Never set it in production.
 const MARGIN_ENV: &str = "CAIRN_TEST_PRUNE_MARGIN_SECS";
@@ -66,13 +67,10 @@ pub(crate) async fn forget(
     let prune_opts = prune_options(&a.prune_opts, a.dry_run)?;
     let repo = repo::open(g, printer, false).await?;
     let tz = jiff::tz::TimeZone::system();
-    let entries = cairn_repo::forget(
-        &repo,
-        &SnapshotFilter::from(&a.filter),
-        &rules,
-        &tz,
-        a.dry_run,
-    )
+    let filter = SnapshotFilter::from(&a.filter);
+    let entries = tracked(g, printer, OperationKind::Forget, &repo, || {
+        cairn_repo::forget(&repo, &filter, &rules, &tz, a.dry_run)
+    })
     .await?;
     let removed = entries.iter().filter(|e| !e.decision.keep).count();
     if printer.json {
@@ -121,10 +119,29 @@ pub(crate) async fn forget(
         }
     }
     if a.prune {
-        let report = cairn_repo::prune(&repo, &prune_opts).await?;
+        let report = tracked(g, printer, OperationKind::Prune, &repo, || {
+            cairn_repo::prune(&repo, &prune_opts)
+        })
+        .await?;
         print_prune(printer, &report)?;
     }
     Ok(ExitStatus::Success)
+}
+
+/// Runs `f` recorded in the local state (`cairn status`) as an operation on `repo`. Its
+/// output is the command's own (no progress events: these commands print one document).
+async fn tracked<T, Fut>(
+    g: &GlobalArgs,
+    printer: &Printer,
+    kind: OperationKind,
+    repo: &Repository,
+    f: impl FnOnce() -> Fut,
+) -> anyhow::Result<T>
+where
+    Fut: Future<Output = cairn_repo::Result<T>>,
+{
+    let quiet: cairn_repo::DynProgress = std::sync::Arc::new(cairn_repo::NoProgress);
+    record::track(g, printer, kind, repo.location(), quiet, |_| f()).await
 }
 
 pub(crate) async fn prune(
@@ -134,7 +151,10 @@ pub(crate) async fn prune(
 ) -> anyhow::Result<ExitStatus> {
     let opts = prune_options(&a.opts, a.dry_run)?;
     let repo = repo::open(g, printer, false).await?;
-    let report = cairn_repo::prune(&repo, &opts).await?;
+    let report = tracked(g, printer, OperationKind::Prune, &repo, || {
+        cairn_repo::prune(&repo, &opts)
+    })
+    .await?;
     print_prune(printer, &report)?;
     Ok(ExitStatus::Success)
 }
@@ -199,7 +219,10 @@ pub(crate) async fn check(
         .map(parse_percent)
         .transpose()?;
     let repo = repo::open(g, printer, false).await?;
-    let r = cairn_repo::check(&repo, &opts).await?;
+    let r = tracked(g, printer, OperationKind::Check, &repo, || {
+        cairn_repo::check(&repo, &opts)
+    })
+    .await?;
     if printer.json {
         printer.json(&serde_json::json!({
             "schema": JSON_SCHEMA, "type": "check", "damaged": r.is_damaged(),

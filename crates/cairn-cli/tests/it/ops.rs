@@ -76,6 +76,35 @@ fn status_shows_backup_and_restore_from_other_processes() {
     assert_eq!(json(&out)["operations"].as_array().unwrap().len(), 1);
 }
 
+#[test]
+fn status_shows_copy_forget_prune_and_check() {
+    let ctx = TestContext::new();
+    ctx.init();
+    let tree = small_tree(&ctx.root);
+    run_ok(&mut ctx.cairn(["backup".as_ref(), tree.as_os_str()]));
+    let other = ctx.root.join("other");
+    crate::common::init_other(&ctx, &other, "another");
+    run_ok(
+        ctx.cairn(["copy".as_ref(), "--to".as_ref(), other.as_os_str()])
+            .env("CAIRN_TO_PASSWORD", "another"),
+    );
+    run_ok(&mut ctx.cairn(["forget", "--keep-last", "1", "--prune"]));
+    run_ok(&mut ctx.cairn(["check"]));
+    // A failing check is recorded as failed.
+    run(ctx.cairn(["check"]).env("CAIRN_PASSWORD", "wrong"));
+    let ops = operations(&ctx);
+    let kinds: Vec<&str> = ops.iter().map(|o| o["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["check", "prune", "forget", "copy", "backup"],
+        "newest first; the wrong passphrase failed before any operation began: {ops:#?}"
+    );
+    for o in &ops {
+        assert_eq!(o["state"], "done", "{o}");
+        assert_eq!(o["location"], ctx.repo.display().to_string(), "{o}");
+    }
+}
+
 /// Starts `cairn backup --stdin` that reads until its stdin closes, and waits until the
 /// state shows it active.
 fn start_stdin_backup(ctx: &TestContext) -> (Child, Value) {
