@@ -23,7 +23,7 @@ command -v rustic >/dev/null || { echo "rustic not installed" >&2; exit 2; }
 SRC=$WORK/src
 mkdir -p "$SRC/vary"
 ln -s "$DATA" "$SRC/tree"
-FILES=($(find "$DATA" -type f -size -4M | head -20))
+mapfile -t FILES < <(find "$DATA" -type f -size -4M -print | head -20 || true)
 
 # measure CMD…: runs 3 times, prints "median_seconds peak_rss_kib". With RESET set, runs it
 # before each run (untimed): prune must find the same garbage every time.
@@ -47,7 +47,7 @@ fill() { # fill TOOL: N backups of the same varying tree
         case $tool in
             cairn) "$CAIRN" backup -q --repo "$WORK/cairn" "$SRC/tree/" "$SRC/vary" >/dev/null ;;
             restic) restic -q -r "$WORK/restic" backup "$SRC/tree/" "$SRC/vary" >/dev/null ;;
-            rustic) rustic -q -r "$WORK/rustic" backup "$SRC/tree/" "$SRC/vary" >/dev/null 2>&1 ;;
+            rustic) rustic --no-progress -r "$WORK/rustic" backup "$SRC/tree/" "$SRC/vary" >/dev/null 2>&1 ;;
         esac
     done
 }
