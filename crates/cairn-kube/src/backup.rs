@@ -87,6 +87,11 @@ pub async fn backup(
         })
         .cloned()
         .collect();
+    let unsaved = || -> Vec<VolumeBackup> {
+        pvcs.iter()
+            .map(|p| volume_record(p, VolumeMethod::None))
+            .collect()
+    };
     let (volumes, report) = match &opts.volumes {
         Some(v) if opts.hooks.is_empty() => (
             backup_volumes(cluster, repo, &opts.name, &pvcs, v).await,
@@ -102,17 +107,11 @@ pub async fn backup(
             })
             .await
             .map_err(|e| Error::invalid("hooks", e.to_string()))?;
-            (Vec::new(), Some(report))
+            (unsaved(), Some(report))
         }
-        None => (Vec::new(), None),
+        None => (unsaved(), None),
     };
-    doc.volumes = match &opts.volumes {
-        Some(_) => volumes,
-        None => pvcs
-            .iter()
-            .map(|p| volume_record(p, VolumeMethod::None))
-            .collect(),
-    };
+    doc.volumes = volumes;
     doc.volumes
         .sort_by(|a, b| (&a.namespace, &a.pvc).cmp(&(&b.namespace, &b.pvc)));
     let failures: Vec<(String, String)> = doc

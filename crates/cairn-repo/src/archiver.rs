@@ -84,6 +84,26 @@ impl Archiver {
         self.stats.errors.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A file that could not be read: an I/O error is warned about and the file recorded
+    /// empty (the backup goes on); any other error stops the backup.
+    fn stored_as_empty(&self, e: Error, node: &mut Node) -> Result<()> {
+        match e {
+            Error::Io {
+                op,
+                path: p,
+                source,
+            } => {
+                self.warn(&format!(
+                    "cannot {op} {}: {source}; stored as empty",
+                    p.display()
+                ));
+                node.size = 0;
+                Ok(())
+            }
+            e => Err(e),
+        }
+    }
+
     fn check_cancel(&self) -> Result<()> {
         if self.cancel.is_cancelled() {
             Err(Error::Interrupted)
@@ -375,18 +395,7 @@ impl Archiver {
                         self.progress.add_items(1);
                         return Ok(Scanned::Small(node, data));
                     }
-                    Err(Error::Io {
-                        op,
-                        path: p,
-                        source,
-                    }) => {
-                        self.warn(&format!(
-                            "cannot {op} {}: {source}; stored as empty",
-                            p.display()
-                        ));
-                        node.size = 0;
-                    }
-                    Err(e) => return Err(e),
+                    Err(e) => self.stored_as_empty(e, &mut node)?,
                 }
             }
             NodeKind::File => match self.file_content(path, node.size, blocks) {
@@ -402,18 +411,7 @@ impl Archiver {
                     node.content = content;
                     self.stats.files_read.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(Error::Io {
-                    op,
-                    path: p,
-                    source,
-                }) => {
-                    self.warn(&format!(
-                        "cannot {op} {}: {source}; stored as empty",
-                        p.display()
-                    ));
-                    node.size = 0;
-                }
-                Err(e) => return Err(e),
+                Err(e) => self.stored_as_empty(e, &mut node)?,
             },
             _ => {}
         }

@@ -1,5 +1,6 @@
 //! A fault-injecting HTTP/1.1 proxy in front of a real object-store server: answers `503 Slow
-//! Down` to the next N requests, or plays dead (every connection dropped) until revived.
+//! Down` to the next N requests, or plays dead (every connection dropped) once a given `PUT`
+//! went through, until revived.
 //!
 //! It forwards each request unchanged (the `Host` header too, so signatures made for the
 //! proxy's address still verify at the server), one upstream connection per request, and
@@ -19,16 +20,12 @@ use tokio::net::{TcpListener, TcpStream};
 /// Counters and switches shared with the proxy thread.
 #[derive(Debug, Default)]
 struct State {
-    /// Requests forwarded to the server.
-    forwarded: AtomicU64,
     /// Requests answered with 503.
     refused: AtomicU64,
     /// Connections dropped while dead.
     dropped: AtomicU64,
     /// 503s still to give.
     fail_next: AtomicU64,
-    /// Forwards still allowed before playing dead (`u64::MAX`: unlimited).
-    die_after: AtomicU64,
     /// Play dead once a `PUT` whose request line contains this was forwarded.
     die_on: parking_lot::Mutex<Option<String>>,
     dead: AtomicBool,
@@ -51,10 +48,7 @@ impl FaultProxy {
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         std_listener.set_nonblocking(true)?;
         let addr = std_listener.local_addr()?;
-        let state = Arc::new(State {
-            die_after: AtomicU64::new(u64::MAX),
-            ..State::default()
-        });
+        let state = Arc::new(State::default());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let st = state.clone();
         std::thread::Builder::new()
@@ -101,11 +95,6 @@ impl FaultProxy {
         self.state.fail_next.store(n, Ordering::SeqCst);
     }
 
-    /// Forwards `n` more requests, then drops every connection, as a killed server would.
-    pub fn die_after(&self, n: u64) {
-        self.state.die_after.store(n, Ordering::SeqCst);
-    }
-
     /// Plays dead once a `PUT` whose path contains `pattern` was forwarded (its answer still
     /// reaches the client).
     pub fn die_after_put_containing(&self, pattern: &str) {
@@ -114,14 +103,8 @@ impl FaultProxy {
 
     /// Forwards again.
     pub fn revive(&self) {
-        self.state.die_after.store(u64::MAX, Ordering::SeqCst);
         *self.state.die_on.lock() = None;
         self.state.dead.store(false, Ordering::SeqCst);
-    }
-
-    /// Requests forwarded so far.
-    pub fn forwarded(&self) -> u64 {
-        self.state.forwarded.load(Ordering::SeqCst)
     }
 
     /// Requests answered with 503 so far.
@@ -143,14 +126,10 @@ impl Drop for FaultProxy {
     }
 }
 
-/// Takes one unit from `counter` unless it is zero (`u64::MAX` is unlimited).
+/// Takes one unit from `counter` unless it is zero.
 fn take(counter: &AtomicU64) -> bool {
     counter
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| match v {
-            0 => None,
-            u64::MAX => Some(u64::MAX),
-            v => Some(v - 1),
-        })
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1))
         .is_ok()
 }
 
@@ -235,17 +214,11 @@ async fn handle(mut conn: TcpStream, upstream: SocketAddr, st: &State) -> std::i
         conn.write_all(resp.as_bytes()).await?;
         return conn.shutdown().await;
     }
-    if !take(&st.die_after) {
-        st.dead.store(true, Ordering::SeqCst);
-        st.dropped.fetch_add(1, Ordering::SeqCst);
-        return Ok(());
-    }
     let mut up = TcpStream::connect(upstream).await?;
     up.write_all(closing(&head).as_bytes()).await?;
     up.write_all(&body).await?;
     let mut resp = Vec::new();
     up.read_to_end(&mut resp).await?;
-    st.forwarded.fetch_add(1, Ordering::SeqCst);
     let line = head.lines().next().unwrap_or_default();
     if line.starts_with("PUT ")
         && st
@@ -277,9 +250,7 @@ mod tests {
         assert!(take(&c));
         assert!(take(&c));
         assert!(!take(&c));
-        let unlimited = AtomicU64::new(u64::MAX);
-        assert!(take(&unlimited));
-        assert_eq!(unlimited.load(Ordering::SeqCst), u64::MAX);
+        assert_eq!(c.load(Ordering::SeqCst), 0);
     }
 
     #[test]
