@@ -189,6 +189,10 @@ pub(crate) struct CredentialsCreateArgs {
     /// File holding the repository passphrase.
     #[arg(long)]
     pub(crate) encryption_passphrase_file: Option<PathBuf>,
+    /// S3: lock every backup made with these credentials for this many days (Object Lock
+    /// retention; the bucket must have Object Lock enabled). `backup --retain-*` overrides it.
+    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub(crate) retain_days: Option<u32>,
 }
 
 /// Cost of deriving a key from a passphrase.
@@ -271,6 +275,14 @@ pub(crate) struct BackupArgs {
     /// Volumes: store every chunk a changed-block list touches whole, not as patches.
     #[arg(long, requires = "volume")]
     pub(crate) no_patches: bool,
+    /// Lock the snapshot and everything it needs against deletion on the store until TIME
+    /// (RFC 3339, e.g. 2027-01-31T00:00:00Z). Needs S3 with Object Lock enabled.
+    #[arg(long, value_name = "TIME", conflicts_with = "retain_for")]
+    pub(crate) retain_until: Option<jiff::Timestamp>,
+    /// Like --retain-until, for a span from now (`30d`, `2w`, `1y`). Default: the
+    /// `--retain-days` of the stored credentials in use.
+    #[arg(long, value_name = "SPAN", env = "CAIRN_RETAIN_FOR")]
+    pub(crate) retain_for: Option<jiff::Span>,
 }
 
 /// Filters used to choose snapshots.

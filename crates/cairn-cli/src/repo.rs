@@ -115,6 +115,11 @@ pub(crate) fn storage(g: &GlobalArgs) -> anyhow::Result<(DynStorage, bool)> {
     Ok((st, r.is_default))
 }
 
+/// The `--retain-days` of the stored credentials in use, if any.
+pub(crate) fn location_retain_days(g: &GlobalArgs) -> anyhow::Result<Option<u32>> {
+    Ok(resolve(g)?.credential.and_then(|(_, c)| c.retain_days))
+}
+
 fn trim_newline(mut v: Vec<u8>) -> Vec<u8> {
     while v.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
         v.pop();

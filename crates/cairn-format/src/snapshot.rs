@@ -93,11 +93,28 @@ pub struct Snapshot {
     pub summary: SnapshotSummary,
     /// Program that wrote it (`cairn 0.1.0`).
     pub program: String,
+    /// Until when the snapshot and every object it needs are locked on the store (S3 Object
+    /// Lock); `None` for a snapshot without a lock. Only version 2 has it, so that a reader
+    /// that does not know locks refuses the snapshot instead of deleting it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retain_until: Option<jiff::Timestamp>,
 }
 
 impl Snapshot {
     /// Newest snapshot version.
-    pub const VERSION: u32 = 1;
+    pub const VERSION: u32 = 2;
+
+    /// Sets the lock and the version that goes with it: 2 with a lock, 1 without (so that
+    /// snapshots without a lock stay readable by readers of version 1).
+    pub fn set_retain_until(&mut self, until: Option<jiff::Timestamp>) {
+        self.retain_until = until;
+        self.version = if until.is_some() { 2 } else { 1 };
+    }
+
+    /// Whether the snapshot is locked at `now`.
+    pub fn is_retained_at(&self, now: jiff::Timestamp) -> bool {
+        self.retain_until.is_some_and(|t| t > now)
+    }
 
     /// Encodes as JSON.
     ///
@@ -114,6 +131,12 @@ impl Snapshot {
     /// Malformed JSON, unsupported version, an invalid root node or volume map.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, FormatError> {
         let s: Self = decode_json("snapshot", Self::VERSION, bytes, |s: &Self| s.version)?;
+        if s.version < 2 && s.retain_until.is_some() {
+            return Err(FormatError::invalid(
+                "snapshot",
+                "retain-until needs snapshot version 2",
+            ));
+        }
         match &s.root {
             Root::Volume(map) => map.validate()?,
             // The root may be unnamed (a whole filesystem); otherwise its name follows the

@@ -304,20 +304,33 @@ pub(super) fn arb_snapshot() -> impl Strategy<Value = Snapshot> {
         arb_source(),
         option::of(arb_id()),
         arb_root(),
-        arb_summary(),
+        (arb_summary(), option::of(arb_timestamp())),
     )
         .prop_map(
-            |(time, (hostname, username, program), tags, source, parent, root, summary)| Snapshot {
-                version: Snapshot::VERSION,
+            |(
                 time,
-                hostname,
-                username,
+                (hostname, username, program),
                 tags,
                 source,
                 parent,
                 root,
-                summary,
-                program,
+                (summary, until),
+            )| {
+                let mut s = Snapshot {
+                    version: Snapshot::VERSION,
+                    time,
+                    hostname,
+                    username,
+                    tags,
+                    source,
+                    parent,
+                    root,
+                    summary,
+                    program,
+                    retain_until: None,
+                };
+                s.set_retain_until(until);
+                s
             },
         )
 }
@@ -531,6 +544,7 @@ pub(super) mod sample {
             root,
             summary: SnapshotSummary::default(),
             program: "cairn 0.1.0".into(),
+            retain_until: None,
         }
     }
 

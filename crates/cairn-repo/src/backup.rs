@@ -54,6 +54,8 @@ pub struct BackupOptions {
     pub full: bool,
     /// Pack uploads in flight.
     pub upload_concurrency: usize,
+    /// Lock the snapshot and everything it needs on the store until then (object lock).
+    pub retain_until: Option<jiff::Timestamp>,
 }
 
 impl Default for BackupOptions {
@@ -65,6 +67,7 @@ impl Default for BackupOptions {
             parent: ParentChoice::Auto,
             full: false,
             upload_concurrency: 2,
+            retain_until: None,
         }
     }
 }
@@ -176,13 +179,15 @@ fn cdc_params(repo: &Repository) -> Result<CdcParams> {
         .map_err(|e| Error::corrupt("config", e))
 }
 
-/// Finishes the session and saves the snapshot, unless the run was cancelled meanwhile (a
+/// Finishes the session and saves the snapshot (with `retain_until`: locks its data first,
+/// and the snapshot right after writing it), unless the run was cancelled meanwhile (a
 /// Ctrl-C that came while the last data was read must not be answered with a snapshot): then
 /// what was uploaded stays indexed for the next run, and the result is `Interrupted`.
 pub(crate) async fn commit(
     repo: &Repository,
     session: Session,
     mut snap: Snapshot,
+    retain_until: Option<jiff::Timestamp>,
     started: Instant,
     cancel: &CancellationToken,
 ) -> Result<BackupOutcome> {
@@ -197,7 +202,22 @@ pub(crate) async fn commit(
     snap.summary.bytes_added = written.raw_bytes.load(Ordering::Relaxed);
     snap.summary.bytes_stored = written.stored_bytes.load(Ordering::Relaxed);
     snap.summary.duration_ms = started.elapsed().as_millis() as u64;
+    if let Some(until) = retain_until {
+        // The data is locked before the snapshot that makes it visible exists.
+        snap.set_retain_until(Some(until));
+        if let Err(e) = crate::immutable::lock_data(repo, &snap, until).await {
+            lock.release().await;
+            return Err(e);
+        }
+    }
     let id = repo.save_snapshot(&snap).await?;
+    if let Some(until) = retain_until {
+        let path = cairn_format::layout::object_path(cairn_format::layout::SNAPSHOTS, &id);
+        if let Err(e) = repo.storage().retain(&path, until).await {
+            lock.release().await;
+            return Err(e.into());
+        }
+    }
     lock.release().await;
     tracing::info!(snapshot = %id.short(), "snapshot saved");
     Ok(BackupOutcome { id, snapshot: snap })
@@ -264,6 +284,9 @@ pub async fn backup_paths(
         Root::Volume(_) => None,
     });
     progress.start("backup", None, None);
+    if let Some(until) = opts.retain_until {
+        crate::immutable::prepare(repo, until).await?;
+    }
     let session = Session::start(repo, opts.upload_concurrency).await?;
     let archiver = Arc::new(Archiver {
         repo: repo.clone(),
@@ -294,7 +317,7 @@ pub async fn backup_paths(
     };
     drop(archiver);
     let snap = Snapshot {
-        version: Snapshot::VERSION,
+        version: 1,
         time,
         hostname: host,
         username: user,
@@ -308,9 +331,10 @@ pub async fn backup_paths(
         root: Root::Node(Box::new(root)),
         summary,
         program: program(),
+        retain_until: None,
     };
     progress.finish();
-    commit(repo, session, snap, started, &cancel).await
+    commit(repo, session, snap, opts.retain_until, started, &cancel).await
 }
 
 async fn archive_roots(
@@ -375,6 +399,9 @@ pub async fn backup_stream<R: Read + Send + 'static>(
         resolve_parent(repo, opts, &identity).await?
     };
     progress.start("backup", None, None);
+    if let Some(until) = opts.retain_until {
+        crate::immutable::prepare(repo, until).await?;
+    }
     let session = Session::start(repo, opts.upload_concurrency).await?;
     let (writer, tx, key, cdc) = (
         session.writer.clone(),
@@ -419,7 +446,7 @@ pub async fn backup_stream<R: Read + Send + 'static>(
     node.atime_ns = node.mtime_ns;
     node.content = content;
     let snap = Snapshot {
-        version: Snapshot::VERSION,
+        version: 1,
         time,
         hostname: host,
         username: user,
@@ -439,7 +466,8 @@ pub async fn backup_stream<R: Read + Send + 'static>(
             ..SnapshotSummary::default()
         },
         program: program(),
+        retain_until: None,
     };
     progress.finish();
-    commit(repo, session, snap, started, &cancel).await
+    commit(repo, session, snap, opts.retain_until, started, &cancel).await
 }

@@ -132,6 +132,8 @@ pub async fn copy_snapshots(
         let mut new = snap.clone();
         new.root = root;
         new.parent = snap.parent.and_then(|p| copied_ids.get(&p).copied());
+        // A lock belongs to the store that holds it: the copy is not locked on the target.
+        new.set_retain_until(None);
         let stats = session.writer.stats.clone();
         let (_, lock) = session.finish().await?;
         lock.check_fresh()?;

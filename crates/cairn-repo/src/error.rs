@@ -74,6 +74,9 @@ pub enum Error {
     /// The repository is locked by another process.
     #[error("repository is locked: {0}")]
     Locked(String),
+    /// The object is locked on the store (object lock) and cannot be removed yet.
+    #[error("{0}")]
+    Retained(String),
     /// The operation was cancelled (Ctrl-C).
     #[error("interrupted")]
     Interrupted,

@@ -25,7 +25,8 @@ pub fn retention_group(s: &Snapshot) -> String {
 }
 
 /// Applies `rules` to the snapshots matching `filter` (grouped by source identity and host,
-/// periods in `tz`) and, unless `dry_run`, deletes those not kept. Returns every decision,
+/// periods in `tz`) and, unless `dry_run`, deletes those not kept. A snapshot whose
+/// `retain_until` has not passed is always kept, with the reason `locked until …`. Returns every decision,
 /// groups in order, newest first within a group.
 ///
 /// # Errors
@@ -56,8 +57,17 @@ pub async fn forget(
         .collect();
     let mut by_id: std::collections::HashMap<Id, Snapshot> = snaps.into_iter().collect();
     let mut out = Vec::with_capacity(items.len());
-    for d in select(&items, rules, tz) {
+    let now = jiff::Timestamp::now();
+    for mut d in select(&items, rules, tz) {
         if let Some(snapshot) = by_id.remove(&d.id) {
+            // A snapshot under object lock stays, whatever the rules say (docs/format.md §15).
+            if let Some(until) = snapshot
+                .retain_until
+                .filter(|_| snapshot.is_retained_at(now))
+            {
+                d.keep = true;
+                d.reasons.push(format!("locked until {until}"));
+            }
             out.push(ForgetEntry {
                 id: d.id,
                 snapshot,

@@ -240,6 +240,8 @@ impl Repository {
                 "refusing to remove the last key".into(),
             ));
         }
+        let path = layout::object_path(layout::KEYS, &id);
+        crate::immutable::refuse_if_locked(self, &path, &format!("key {}", id.short())).await?;
         self.storage()
             .delete(&layout::object_path(layout::KEYS, &id))
             .await?;
@@ -252,6 +254,14 @@ impl Repository {
     /// # Errors
     /// Storage errors.
     pub async fn change_passphrase(&mut self, new_passphrase: &[u8], kdf: KdfParams) -> Result<Id> {
+        // A locked old key cannot be removed: refuse before adding the new one.
+        let old_path = layout::object_path(layout::KEYS, &self.key_id);
+        crate::immutable::refuse_if_locked(
+            self,
+            &old_path,
+            &format!("key {}", self.key_id.short()),
+        )
+        .await?;
         let new_id = self.add_key(new_passphrase, kdf).await?;
         let old = self.key_id;
         self.key_id = new_id;

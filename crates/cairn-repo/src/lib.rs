@@ -15,6 +15,7 @@ mod diff;
 mod error;
 mod forget;
 mod fsmeta;
+mod immutable;
 mod index;
 mod keys;
 mod lock;

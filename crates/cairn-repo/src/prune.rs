@@ -83,6 +83,10 @@ pub struct PruneReport {
     pub repack_written_bytes: u64,
     /// Index files replaced.
     pub index_files_rewritten: usize,
+    /// Packs that snapshots under object lock need: never deleted or repacked.
+    pub retained_packs: usize,
+    /// Snapshots under object lock now.
+    pub retained_snapshots: usize,
     /// Nothing was changed.
     pub dry_run: bool,
 }
@@ -232,6 +236,20 @@ async fn prune_locked(repo: &Arc<Repository>, opts: &PruneOptions) -> Result<Pru
             "snapshots reference {missing} blobs that no index lists; refusing to prune (run `cairn check`, then `cairn repair index`)"
         )));
     }
+    // Packs that snapshots under object lock need stay, whatever else holds their blobs.
+    let retained = crate::immutable::retained(&snaps, now);
+    report.retained_snapshots = retained.len();
+    let locked: IdSet = if retained.is_empty() {
+        IdSet::default()
+    } else {
+        let needed = crate::refs::referenced(repo, &retained).await?;
+        raw.packs()
+            .values()
+            .filter(|p| p.blobs.iter().any(|b| needed.contains(&b.id)))
+            .map(|p| p.id)
+            .collect()
+    };
+    report.retained_packs = locked.len();
     let stored = stored_packs(repo).await?;
     report.packs = stored.len();
     report.pack_bytes = stored.values().sum();
@@ -249,6 +267,7 @@ async fn prune_locked(repo: &Arc<Repository>, opts: &PruneOptions) -> Result<Pru
             doomed.remove(&locs[0]);
         }
     }
+    doomed.retain(|p| !locked.contains(p));
     report.unmarked_packs = marked_before - doomed.len();
     report.deferred_packs = pending.iter().map(|(_, p)| p.packs.len()).sum();
     report.deleted_packs = doomed.iter().filter(|p| stored.contains_key(p)).count();
@@ -267,7 +286,11 @@ async fn prune_locked(repo: &Arc<Repository>, opts: &PruneOptions) -> Result<Pru
     let mut mark: Vec<Id> = Vec::new();
     let mut repack: Vec<&IndexPack> = Vec::new();
     for (id, p) in &indexed {
-        if doomed.contains(id) || already.contains(id) || !stored.contains_key(id) {
+        if doomed.contains(id)
+            || already.contains(id)
+            || !stored.contains_key(id)
+            || locked.contains(id)
+        {
             continue;
         }
         let used: u64 = p

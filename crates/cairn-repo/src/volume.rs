@@ -572,6 +572,9 @@ pub async fn backup_volume(
     };
     let bytes_read = Arc::new(AtomicU64::new(0));
     progress.start("backup", Some(capacity), None);
+    if let Some(until) = base.retain_until {
+        crate::immutable::prepare(repo, until).await?;
+    }
     let session = Session::start(repo, base.upload_concurrency).await?;
     let vb = Arc::new(VolumeBackup {
         repo: repo.clone(),
@@ -607,7 +610,7 @@ pub async fn backup_volume(
     };
     map.validate().map_err(|e| Error::Internal(e.to_string()))?;
     let snap = Snapshot {
-        version: Snapshot::VERSION,
+        version: 1,
         time,
         hostname: host,
         username: user,
@@ -627,7 +630,8 @@ pub async fn backup_volume(
             ..SnapshotSummary::default()
         },
         program: program(),
+        retain_until: None,
     };
     progress.finish();
-    commit(repo, session, snap, started, &cancel2).await
+    commit(repo, session, snap, base.retain_until, started, &cancel2).await
 }

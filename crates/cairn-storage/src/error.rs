@@ -21,6 +21,9 @@ pub enum ErrorKind {
     Locked,
     /// The configuration (URL, options) is invalid.
     ConfigInvalid,
+    /// The backend or the bucket cannot do this (object lock on a local path, or on a
+    /// bucket without Object Lock enabled).
+    Unsupported,
     /// No space left on the device or quota exceeded.
     StorageFull,
     /// Anything else.

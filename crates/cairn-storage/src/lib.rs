@@ -89,6 +89,16 @@ pub trait Storage: Send + Sync + Debug {
 
     /// Deletes an object. Deleting a missing object succeeds.
     async fn delete(&self, path: &str) -> Result<()>;
+
+    /// Locks an object against deletion and overwrite until `until` (S3 Object Lock
+    /// retention). A lock that already lasts longer is left as it is: locks only grow.
+    /// `Unsupported` on backends without [`Capability::object_lock`], and on a store whose
+    /// bucket has no object lock enabled; `NotFound` for a missing object.
+    async fn retain(&self, path: &str, until: jiff::Timestamp) -> Result<()>;
+
+    /// When the lock on an object ends, or `None` if it has none (always `None` on backends
+    /// without locks). `NotFound` for a missing object.
+    async fn retained_until(&self, path: &str) -> Result<Option<jiff::Timestamp>>;
 }
 
 /// A shared handle to any backend.
@@ -132,4 +142,23 @@ impl<T: Storage + ?Sized> Storage for Arc<T> {
     async fn delete(&self, path: &str) -> Result<()> {
         (**self).delete(path).await
     }
+
+    async fn retain(&self, path: &str, until: jiff::Timestamp) -> Result<()> {
+        (**self).retain(path, until).await
+    }
+
+    async fn retained_until(&self, path: &str) -> Result<Option<jiff::Timestamp>> {
+        (**self).retained_until(path).await
+    }
+}
+
+/// The error of [`Storage::retain`] on a backend without object lock.
+pub fn lock_unsupported(location: &str, path: &str) -> Error {
+    Error::new(
+        ErrorKind::Unsupported,
+        "this location cannot lock objects (object lock needs S3 with Object Lock enabled)",
+    )
+    .with_context("operation", "retain")
+    .with_context("location", location)
+    .with_context("path", path)
 }

@@ -188,6 +188,20 @@ impl Storage for LocalStorage {
         })
         .await
     }
+
+    async fn retain(&self, path: &str, _until: jiff::Timestamp) -> Result<()> {
+        Err(crate::lock_unsupported(&self.inner.location, path))
+    }
+
+    async fn retained_until(&self, path: &str) -> Result<Option<jiff::Timestamp>> {
+        match self.stat(path).await? {
+            Some(_) => Ok(None),
+            None => Err(Error::new(ErrorKind::NotFound, "object not found")
+                .with_context("operation", "retained_until")
+                .with_context("location", self.inner.location.as_str())
+                .with_context("path", path)),
+        }
+    }
 }
 
 impl Inner {

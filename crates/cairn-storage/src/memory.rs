@@ -4,6 +4,10 @@
 //! [`Storage`] methods, [`MemoryStorage`] lets tests damage objects in place
 //! ([`corrupt`](MemoryStorage::corrupt), [`truncate`](MemoryStorage::truncate),
 //! [`remove`](MemoryStorage::remove)) to exercise `check` and `repair`.
+//!
+//! [`MemoryStorage::with_object_lock`] makes one that locks objects the way a versioned
+//! S3 bucket with Object Lock in compliance mode does: a locked object can be neither
+//! deleted nor overwritten (`Locked`) until its time has passed, and locks only grow.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -23,12 +27,39 @@ mod tests;
 #[derive(Clone, Default)]
 pub struct MemoryStorage {
     objects: Arc<Mutex<BTreeMap<String, Bytes>>>,
+    /// `Some` when objects can be locked: each locked object and when its lock ends.
+    locks: Option<Arc<Mutex<BTreeMap<String, jiff::Timestamp>>>>,
 }
 
 impl MemoryStorage {
     /// An empty storage.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty storage that can lock objects (see the [module docs](self)).
+    pub fn with_object_lock() -> Self {
+        Self {
+            objects: Arc::default(),
+            locks: Some(Arc::default()),
+        }
+    }
+
+    /// `Locked` if `path` is locked now.
+    fn check_unlocked(&self, operation: &'static str, path: &str) -> Result<()> {
+        let Some(locks) = &self.locks else {
+            return Ok(());
+        };
+        match locks.lock().get(path) {
+            Some(until) if *until > jiff::Timestamp::now() => Err(Error::new(
+                ErrorKind::Locked,
+                format!("object is locked until {until}"),
+            )
+            .with_context("operation", operation)
+            .with_context("location", "memory")
+            .with_context("path", path)),
+            _ => Ok(()),
+        }
     }
 
     /// Flips the lowest bit of byte `byte_index` of an object.
@@ -119,7 +150,7 @@ impl Storage for MemoryStorage {
         Capability {
             atomic_write: true,
             write_if_absent: true,
-            object_lock: false,
+            object_lock: self.locks.is_some(),
         }
     }
 
@@ -155,6 +186,7 @@ impl Storage for MemoryStorage {
 
     async fn write(&self, path: &str, data: Bytes) -> Result<()> {
         let path = object_path::object(path)?;
+        self.check_unlocked("write", path)?;
         self.objects.lock().insert(path.to_owned(), data);
         Ok(())
     }
@@ -195,8 +227,34 @@ impl Storage for MemoryStorage {
 
     async fn delete(&self, path: &str) -> Result<()> {
         let path = object_path::object(path)?;
+        self.check_unlocked("delete", path)?;
         self.objects.lock().remove(path);
         Ok(())
+    }
+
+    async fn retain(&self, path: &str, until: jiff::Timestamp) -> Result<()> {
+        let path = object_path::object(path)?;
+        let Some(locks) = &self.locks else {
+            return Err(crate::lock_unsupported("memory", path));
+        };
+        if !self.objects.lock().contains_key(path) {
+            return Err(not_found("retain", path));
+        }
+        let mut locks = locks.lock();
+        let lock = locks.entry(path.to_owned()).or_insert(until);
+        *lock = (*lock).max(until);
+        Ok(())
+    }
+
+    async fn retained_until(&self, path: &str) -> Result<Option<jiff::Timestamp>> {
+        let path = object_path::object(path)?;
+        if !self.objects.lock().contains_key(path) {
+            return Err(not_found("retained_until", path));
+        }
+        Ok(self
+            .locks
+            .as_ref()
+            .and_then(|locks| locks.lock().get(path).copied()))
     }
 }
 

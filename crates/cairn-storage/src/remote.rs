@@ -26,10 +26,12 @@ use crate::{Capability, Entry, Error, ErrorKind, Result, Storage};
 
 mod backend;
 mod config;
+mod lock;
 #[cfg(test)]
 mod tests;
 
 pub use config::RemoteOptions;
+pub use lock::LockMode;
 
 /// Parts uploaded in parallel per object, by default.
 const DEFAULT_CONCURRENCY: usize = 4;
@@ -70,6 +72,8 @@ pub struct RemoteStorage {
     conditional_write: bool,
     chunk_size: usize,
     concurrency: usize,
+    /// Object Lock requests (S3 only).
+    lock: Option<std::sync::Arc<lock::S3Lock>>,
 }
 
 impl RemoteStorage {
@@ -93,7 +97,13 @@ impl RemoteStorage {
         } else {
             format!("{}://{bucket}/{prefix}", service.scheme())
         };
-        let mut storage = Self::from_operator(op, location);
+        let mut storage = Self::from_operator(op, location.clone());
+        if service == RemoteService::S3 {
+            storage.lock = Some(std::sync::Arc::new(lock::S3Lock::new(
+                bucket, prefix, opts, location,
+            )?));
+            storage.capability.object_lock = true;
+        }
         storage.chunk_size = opts
             .chunk_size
             .unwrap_or(DEFAULT_CHUNK_SIZE)
@@ -118,6 +128,7 @@ impl RemoteStorage {
             conditional_write,
             chunk_size: DEFAULT_CHUNK_SIZE,
             concurrency: DEFAULT_CONCURRENCY,
+            lock: None,
         }
     }
 
@@ -295,6 +306,28 @@ impl Storage for RemoteStorage {
                 Err(self.error("delete", path)(err))
             }
             _ => Ok(()),
+        }
+    }
+
+    async fn retain(&self, path: &str, until: jiff::Timestamp) -> Result<()> {
+        let path = object_path::object(path)?;
+        match &self.lock {
+            Some(lock) => lock.retain(path, until).await,
+            None => Err(crate::lock_unsupported(&self.location, path)),
+        }
+    }
+
+    async fn retained_until(&self, path: &str) -> Result<Option<jiff::Timestamp>> {
+        let path = object_path::object(path)?;
+        match &self.lock {
+            Some(lock) => lock.retained_until(path).await,
+            None => match self.stat(path).await? {
+                Some(_) => Ok(None),
+                None => Err(Error::new(ErrorKind::NotFound, "object not found")
+                    .with_context("operation", "retained_until")
+                    .with_context("location", self.location.as_str())
+                    .with_context("path", path)),
+            },
         }
     }
 }

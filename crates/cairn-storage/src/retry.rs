@@ -207,4 +207,15 @@ impl<S: Storage> Storage for RetryStorage<S> {
         self.retry("delete", path, |_| self.inner.delete(path))
             .await
     }
+
+    async fn retain(&self, path: &str, until: jiff::Timestamp) -> Result<()> {
+        // Idempotent: locks only grow, so a repeated attempt changes nothing.
+        self.retry("retain", path, |_| self.inner.retain(path, until))
+            .await
+    }
+
+    async fn retained_until(&self, path: &str) -> Result<Option<jiff::Timestamp>> {
+        self.retry("retained_until", path, |_| self.inner.retained_until(path))
+            .await
+    }
 }

@@ -135,4 +135,12 @@ impl<S: Storage> Storage for ThrottleStorage<S> {
     async fn delete(&self, path: &str) -> Result<()> {
         self.inner.delete(path).await
     }
+
+    async fn retain(&self, path: &str, until: jiff::Timestamp) -> Result<()> {
+        self.inner.retain(path, until).await
+    }
+
+    async fn retained_until(&self, path: &str) -> Result<Option<jiff::Timestamp>> {
+        self.inner.retained_until(path).await
+    }
 }

@@ -49,6 +49,8 @@ pub enum Op {
     List,
     /// [`Storage::delete`].
     Delete,
+    /// [`Storage::retain`].
+    Retain,
 }
 
 /// The error a fault returns: a kind and whether it is temporary.
@@ -344,6 +346,16 @@ impl<S: Storage> Storage for FaultStorage<S> {
     async fn delete(&self, path: &str) -> Result<()> {
         self.enter(Op::Delete, path)?;
         self.inner.delete(path).await
+    }
+
+    async fn retain(&self, path: &str, until: jiff::Timestamp) -> Result<()> {
+        self.enter(Op::Retain, path)?;
+        self.inner.retain(path, until).await
+    }
+
+    async fn retained_until(&self, path: &str) -> Result<Option<jiff::Timestamp>> {
+        self.enter(Op::Stat, path)?;
+        self.inner.retained_until(path).await
     }
 }
 

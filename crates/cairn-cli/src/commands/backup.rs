@@ -36,6 +36,7 @@ pub(crate) async fn run(
     opts.identity.clone_from(&a.source_id);
     opts.full = a.full;
     opts.upload_concurrency = a.upload_concurrency.max(1);
+    opts.retain_until = retain_until(g, a)?;
     opts.parent = match &a.parent {
         Some(p) => ParentChoice::Explicit(p.clone()),
         None => ParentChoice::Auto,
@@ -105,11 +106,15 @@ fn selection(a: &BackupArgs) -> anyhow::Result<Option<BlockSelection>> {
 fn report(printer: &Printer, o: &BackupOutcome) -> anyhow::Result<()> {
     let s = &o.snapshot.summary;
     if printer.json {
-        printer.json(&serde_json::json!({
+        let mut v = serde_json::json!({
             "schema": JSON_SCHEMA, "type": "summary", "operation": "backup",
             "snapshot": o.id, "parent": o.snapshot.parent, "source": o.snapshot.source,
             "summary": s,
-        }))?;
+        });
+        if let Some(t) = o.snapshot.retain_until {
+            v["retain_until"] = serde_json::json!(t);
+        }
+        printer.json(&v)?;
         return Ok(());
     }
     if printer.quiet {
@@ -124,6 +129,11 @@ fn report(printer: &Printer, o: &BackupOutcome) -> anyhow::Result<()> {
         "snapshot {} saved (parent {parent})",
         o.id.short()
     ))?;
+    if let Some(t) = o.snapshot.retain_until {
+        printer.line(&format!(
+            "  locked on the store until {t}: the snapshot and all it needs"
+        ))?;
+    }
     printer.line(&format!(
         "  {} files, {} dirs, {} read; {} in total",
         s.files,
@@ -145,4 +155,30 @@ fn report(printer: &Printer, o: &BackupOutcome) -> anyhow::Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The lock time: --retain-until, else now + --retain-for, else now + the location's
+/// `--retain-days`, else none.
+fn retain_until(g: &GlobalArgs, a: &BackupArgs) -> anyhow::Result<Option<jiff::Timestamp>> {
+    if let Some(t) = a.retain_until {
+        return Ok(Some(whole_seconds(t)));
+    }
+    let span = match a.retain_for {
+        Some(span) => span,
+        None => match repo::location_retain_days(g)? {
+            Some(days) => jiff::Span::new().days(i64::from(days)),
+            None => return Ok(None),
+        },
+    };
+    let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
+    let until = now
+        .checked_add(span)
+        .with_context(|| format!("retention {span} from now is out of range"))?;
+    Ok(Some(whole_seconds(until.timestamp())))
+}
+
+/// Rounds up to a whole second, the precision S3 keeps, so the snapshot and the store agree.
+fn whole_seconds(t: jiff::Timestamp) -> jiff::Timestamp {
+    let up = i64::from(t.subsec_nanosecond() > 0);
+    jiff::Timestamp::from_second(t.as_second().saturating_add(up)).unwrap_or(t)
 }

@@ -62,7 +62,7 @@ fn create(a: CredentialsCreateArgs, printer: &Printer) -> anyhow::Result<ExitSta
         region: a.region,
         virtual_host_style: a.virtual_host_style,
         disable_tls: a.disable_tls,
-        retain_days: None,
+        retain_days: a.retain_days,
         access_key_id: None,
         account_name: None,
         project: None,

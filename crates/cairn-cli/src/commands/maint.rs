@@ -189,6 +189,12 @@ fn print_prune(printer: &Printer, r: &PruneReport) -> anyhow::Result<()> {
             r.unmarked_packs
         ))?;
     }
+    if r.retained_packs > 0 {
+        printer.line(&format!(
+            "locked: {} packs needed by {} snapshots under object lock are neither deleted nor repacked",
+            r.retained_packs, r.retained_snapshots
+        ))?;
+    }
     for d in &r.deferred {
         printer.line(&format!("deferred: {d}"))?;
     }

@@ -27,10 +27,14 @@ pub(crate) async fn run(
         let v: Vec<_> = list
             .iter()
             .map(|(id, s)| {
-                serde_json::json!({
+                let mut v = serde_json::json!({
                     "id": id, "time": s.time, "host": s.hostname, "user": s.username, "tags": s.tags,
                     "kind": kind(s), "source": s.source, "parent": s.parent, "summary": s.summary,
-                })
+                });
+                if let Some(t) = s.retain_until {
+                    v["retain_until"] = serde_json::json!(t);
+                }
+                v
             })
             .collect();
         printer.json(&serde_json::json!({"schema": JSON_SCHEMA, "snapshots": v}))?;
@@ -55,6 +59,9 @@ pub(crate) async fn run(
             human_bytes(s.summary.total_bytes),
             s.tags.join(","),
             s.source.paths.join(" ")
+                + &s.retain_until
+                    .map(|t| format!("  (locked until {t})"))
+                    .unwrap_or_default()
         ))?;
     }
     if !printer.quiet {

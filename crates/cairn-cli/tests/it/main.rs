@@ -19,6 +19,7 @@ mod errors;
 mod interrupt;
 mod kill;
 mod maint;
+mod object_lock;
 mod ops;
 mod output;
 mod remote;

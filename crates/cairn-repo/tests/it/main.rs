@@ -35,6 +35,7 @@ mod catalog;
 mod copy;
 mod corruption;
 mod crash;
+mod immutable;
 mod incremental;
 mod keys;
 mod maint;

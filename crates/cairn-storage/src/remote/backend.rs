@@ -11,7 +11,7 @@ use crate::{Error, ErrorKind, Result};
 
 /// S3's signing region when a custom endpoint is set and no region is given; S3-compatible
 /// servers (`MinIO`, Ceph, s3s) accept it.
-const DEFAULT_REGION: &str = "us-east-1";
+pub(super) const DEFAULT_REGION: &str = "us-east-1";
 
 /// Builds an operator for `bucket`, rooted at `/prefix`.
 pub(super) fn operator(

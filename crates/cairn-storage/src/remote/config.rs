@@ -7,6 +7,7 @@
 
 use std::fmt;
 
+use super::LockMode;
 use crate::retry::RetryOptions;
 use crate::{Error, ErrorKind, Result};
 
@@ -52,6 +53,9 @@ pub struct RemoteOptions {
     pub concurrency: Option<usize>,
     /// Multipart chunk size in bytes (`CAIRN_STORAGE_CHUNK_SIZE`); default 8 MiB, at least 5 MiB.
     pub chunk_size: Option<usize>,
+    /// S3 Object Lock mode for locked backups (`CAIRN_S3_LOCK_MODE`: `compliance`, the
+    /// default, or `governance`).
+    pub lock_mode: LockMode,
     /// How the remote backend retries temporary errors.
     pub retry: RetryOptions,
 }
@@ -109,6 +113,7 @@ impl RemoteOptions {
                 "CAIRN_STORAGE_CHUNK_SIZE",
                 get(&["CAIRN_STORAGE_CHUNK_SIZE"]),
             )?,
+            lock_mode: parse_lock_mode(get(&["CAIRN_S3_LOCK_MODE"]))?,
             retry: RetryOptions::default(),
         })
     }
@@ -150,6 +155,22 @@ fn parse_bool(name: &'static str, value: Option<String>) -> Result<bool> {
             "expected a boolean (true/false/1/0)",
         )
         .with_context("variable", name)
+        .with_context("value", value)),
+    }
+}
+
+fn parse_lock_mode(value: Option<String>) -> Result<LockMode> {
+    let Some(value) = value else {
+        return Ok(LockMode::default());
+    };
+    match value.to_ascii_lowercase().as_str() {
+        "compliance" => Ok(LockMode::Compliance),
+        "governance" => Ok(LockMode::Governance),
+        _ => Err(Error::new(
+            ErrorKind::ConfigInvalid,
+            "expected `compliance` or `governance`",
+        )
+        .with_context("variable", "CAIRN_S3_LOCK_MODE")
         .with_context("value", value)),
     }
 }
@@ -198,6 +219,7 @@ impl fmt::Debug for RemoteOptions {
             .field("azure_sas_token", &Redacted(&self.azure_sas_token))
             .field("azure_endpoint", &self.azure_endpoint)
             .field("gcs_credential_path", &self.gcs_credential_path)
+            .field("lock_mode", &self.lock_mode)
             .field("gcs_credential_json", &Redacted(&self.gcs_credential_json))
             .field("gcs_endpoint", &self.gcs_endpoint)
             .field("concurrency", &self.concurrency)

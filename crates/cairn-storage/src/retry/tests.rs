@@ -83,6 +83,14 @@ impl Storage for Flaky {
         self.fail()?;
         self.inner.delete(path).await
     }
+    async fn retain(&self, path: &str, until: jiff::Timestamp) -> Result<()> {
+        self.fail()?;
+        self.inner.retain(path, until).await
+    }
+    async fn retained_until(&self, path: &str) -> Result<Option<jiff::Timestamp>> {
+        self.fail()?;
+        self.inner.retained_until(path).await
+    }
 }
 
 #[tokio::test(start_paused = true)]
