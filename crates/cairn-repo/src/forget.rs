@@ -60,7 +60,7 @@ pub async fn forget(
     let now = jiff::Timestamp::now();
     for mut d in select(&items, rules, tz) {
         if let Some(snapshot) = by_id.remove(&d.id) {
-            // A snapshot under object lock stays, whatever the rules say (docs/format.md §15).
+            // A snapshot under object lock stays, whatever the rules say (docs/format.md §14.5).
             if let Some(until) = snapshot
                 .retain_until
                 .filter(|_| snapshot.is_retained_at(now))

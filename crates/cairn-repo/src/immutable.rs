@@ -1,5 +1,5 @@
 //! Immutability: snapshots whose objects the store locks against deletion (S3 Object Lock)
-//! until a time, and the rules every deleting command follows for them (docs/format.md §15).
+//! until a time, and the rules every deleting command follows for them (docs/format.md §14.5).
 //!
 //! A locked backup, before it uploads anything, locks `config`, `config.sealed` and every
 //! key file (on a bucket without Object Lock this first request fails, so nothing is

@@ -71,6 +71,8 @@ where
         write_new_refuses_existing if |c: Capability| c.write_if_absent,
         write_new_race_has_one_winner if |c: Capability| c.write_if_absent,
         readers_never_see_partial_writes if |c: Capability| c.atomic_write,
+        retain_locks_and_only_grows if |c: Capability| c.object_lock,
+        retain_without_object_lock_is_unsupported if |c: Capability| !c.object_lock,
     ];
     cases
         .into_iter()
@@ -441,5 +443,58 @@ async fn readers_never_see_partial_writes(s: DynStorage) -> Outcome {
     step(
         "writer",
         writer.await.map_err(|err| format!("task: {err}"))?,
+    )
+}
+
+/// Object lock: a lock is readable back, never shrinks, and a missing object is `NotFound`.
+/// An S3 server without Object Lock (or a bucket without it) answers `Unsupported`, and then
+/// nothing is locked.
+async fn retain_locks_and_only_grows(s: DynStorage) -> Outcome {
+    step("write", s.write("data/locked", pattern(100, 9)).await)?;
+    let now = jiff::Timestamp::now();
+    let long = now + jiff::SignedDuration::from_hours(2);
+    let short = now + jiff::SignedDuration::from_hours(1);
+    match s.retain("data/locked", long).await {
+        Err(err) if err.kind() == ErrorKind::Unsupported => {
+            let t = step("retained_until", s.retained_until("data/locked").await)?;
+            return ensure(t.is_none(), || format!("unsupported, yet locked until {t:?}"));
+        }
+        other => step("retain", other)?,
+    }
+    let t = step("retained_until", s.retained_until("data/locked").await)?;
+    ensure(t.is_some_and(|t| t >= long), || {
+        format!("locked until {t:?}, asked {long}")
+    })?;
+    step("retain shorter", s.retain("data/locked", short).await)?;
+    let t = step("retained_until", s.retained_until("data/locked").await)?;
+    ensure(t.is_some_and(|t| t >= long), || {
+        format!("a shorter lock shrank it to {t:?}")
+    })?;
+    expect_kind(
+        "retain missing",
+        s.retain("data/missing", long).await,
+        ErrorKind::NotFound,
+    )?;
+    expect_kind(
+        "retained_until missing",
+        s.retained_until("data/missing").await,
+        ErrorKind::NotFound,
+    )
+}
+
+async fn retain_without_object_lock_is_unsupported(s: DynStorage) -> Outcome {
+    step("write", s.write("data/plain", pattern(10, 3)).await)?;
+    let until = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1);
+    expect_kind(
+        "retain",
+        s.retain("data/plain", until).await,
+        ErrorKind::Unsupported,
+    )?;
+    let t = step("retained_until", s.retained_until("data/plain").await)?;
+    ensure(t.is_none(), || format!("locked until {t:?}"))?;
+    expect_kind(
+        "retained_until missing",
+        s.retained_until("data/missing").await,
+        ErrorKind::NotFound,
     )
 }

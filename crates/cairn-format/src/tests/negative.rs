@@ -602,3 +602,25 @@ fn ids_in_postcard_need_all_32_bytes() {
     assert!(postcard::from_bytes::<Id>(&[0; 31]).is_err());
     assert!(postcard::from_bytes::<Id>(&[0; 32]).is_ok());
 }
+
+/// A lock needs snapshot version 2, and version 2 round-trips it; a v1 snapshot never
+/// carries the field, so v1 readers keep reading unlocked snapshots.
+#[test]
+fn retain_until_needs_snapshot_version_2() {
+    let mut s = sample::tree_snapshot();
+    let until: jiff::Timestamp = "2030-01-01T00:00:00Z".parse().unwrap();
+    s.set_retain_until(Some(until));
+    assert_eq!(s.version, 2);
+    let back = Snapshot::from_bytes(&s.to_bytes().unwrap()).unwrap();
+    assert_eq!(back.retain_until, Some(until));
+    assert!(back.is_retained_at("2029-12-31T23:59:59Z".parse().unwrap()));
+    assert!(!back.is_retained_at(until));
+    s.version = 1;
+    assert!(is_invalid(
+        &Snapshot::from_bytes(&s.to_bytes().unwrap()).map(drop)
+    ));
+    s.set_retain_until(None);
+    assert_eq!(s.version, 1);
+    let v: serde_json::Value = serde_json::from_slice(&s.to_bytes().unwrap()).unwrap();
+    assert!(v.get("retain_until").is_none(), "{v}");
+}

@@ -34,6 +34,10 @@ fn main() -> ExitCode {
         || Arc::new(MemoryStorage::new()),
     ));
 
+    trials.extend(behaviour_trials("memory-lock", || {
+        Arc::new(MemoryStorage::with_object_lock())
+    }));
+
     let dir = tempfile::tempdir().expect("a temporary directory");
     let base = dir.path().to_path_buf();
     trials.extend(behaviour_trials("local", move || {
