@@ -22,8 +22,11 @@ fn cairn(ctx: &TestContext, server: &TestServer, url: &str, args: &[&str]) -> Co
     cmd
 }
 
+/// The last JSON line of the output (a backup prints progress events before its summary).
 fn json(out: &std::process::Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", format_output(out)))
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("");
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {}", format_output(out)))
 }
 
 /// Every object of the repository at `url`, with when its lock ends, read from the server.
