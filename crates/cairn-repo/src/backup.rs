@@ -284,9 +284,7 @@ pub async fn backup_paths(
         Root::Volume(_) => None,
     });
     progress.start("backup", None, None);
-    if let Some(until) = opts.retain_until {
-        crate::immutable::prepare(repo, until).await?;
-    }
+    crate::immutable::prepare(repo, opts.retain_until).await?;
     let session = Session::start(repo, opts.upload_concurrency).await?;
     let archiver = Arc::new(Archiver {
         repo: repo.clone(),
@@ -399,9 +397,7 @@ pub async fn backup_stream<R: Read + Send + 'static>(
         resolve_parent(repo, opts, &identity).await?
     };
     progress.start("backup", None, None);
-    if let Some(until) = opts.retain_until {
-        crate::immutable::prepare(repo, until).await?;
-    }
+    crate::immutable::prepare(repo, opts.retain_until).await?;
     let session = Session::start(repo, opts.upload_concurrency).await?;
     let (writer, tx, key, cdc) = (
         session.writer.clone(),

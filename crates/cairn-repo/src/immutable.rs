@@ -22,14 +22,18 @@ use crate::{Error, Repository, Result};
 /// Requests in flight while locking packs.
 const LOCK_CONCURRENCY: usize = 16;
 
-/// Checks that `until` is in the future and the store can lock, and locks the repository's
-/// config and key files (a locked snapshot is worthless if its keys can be deleted). Called
-/// before a locked backup writes anything.
+/// For a backup locked until `until` (nothing to do for `None`): checks that `until` is in
+/// the future and the store can lock, and locks the repository's config and key files (a
+/// locked snapshot is worthless if its keys can be deleted). Called before a locked backup
+/// writes anything.
 ///
 /// # Errors
 /// `InvalidInput` for a time in the past; `Storage(Unsupported)` when the location or its
 /// bucket cannot lock objects.
-pub(crate) async fn prepare(repo: &Repository, until: jiff::Timestamp) -> Result<()> {
+pub(crate) async fn prepare(repo: &Repository, until: Option<jiff::Timestamp>) -> Result<()> {
+    let Some(until) = until else {
+        return Ok(());
+    };
     if until <= jiff::Timestamp::now() {
         return Err(Error::InvalidInput(format!(
             "retain-until {until} is not in the future"

@@ -572,9 +572,7 @@ pub async fn backup_volume(
     };
     let bytes_read = Arc::new(AtomicU64::new(0));
     progress.start("backup", Some(capacity), None);
-    if let Some(until) = base.retain_until {
-        crate::immutable::prepare(repo, until).await?;
-    }
+    crate::immutable::prepare(repo, base.retain_until).await?;
     let session = Session::start(repo, base.upload_concurrency).await?;
     let vb = Arc::new(VolumeBackup {
         repo: repo.clone(),

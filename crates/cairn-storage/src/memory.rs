@@ -129,6 +129,7 @@ impl fmt::Debug for MemoryStorage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryStorage")
             .field("objects", &self.objects.lock().len())
+            .field("object_lock", &self.locks.is_some())
             .finish()
     }
 }

@@ -457,7 +457,9 @@ async fn retain_locks_and_only_grows(s: DynStorage) -> Outcome {
     match s.retain("data/locked", long).await {
         Err(err) if err.kind() == ErrorKind::Unsupported => {
             let t = step("retained_until", s.retained_until("data/locked").await)?;
-            return ensure(t.is_none(), || format!("unsupported, yet locked until {t:?}"));
+            return ensure(t.is_none(), || {
+                format!("unsupported, yet locked until {t:?}")
+            });
         }
         other => step("retain", other)?,
     }

@@ -49,6 +49,10 @@ fn locks(server: &TestServer, url: &str) -> Vec<(String, Option<jiff::Timestamp>
 }
 
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one end-to-end story on one server, step by step"
+)]
 fn a_locked_backup_on_moto_cannot_be_forgotten_pruned_or_unkeyed() {
     let Some(server) = servers::server("moto").unwrap_or_else(|e| panic!("{e}")) else {
         return;

@@ -15,6 +15,7 @@
 //! with `InvalidRequest`, which becomes our `Unsupported` with S3's own message.
 
 use std::fmt;
+use std::fmt::Write as _;
 
 use bytes::Bytes;
 use md5::{Digest as _, Md5};
@@ -248,9 +249,11 @@ impl S3Lock {
         let code = xml_field(&body, "Code");
         let message = xml_field(&body, "Message");
         let kind = match (status.as_u16(), code) {
-            (_, Some("InvalidRequest" | "ObjectLockConfigurationNotFoundError"))
-            | (501, _)
-            | (_, Some("NotImplemented")) => ErrorKind::Unsupported,
+            (
+                _,
+                Some("InvalidRequest" | "ObjectLockConfigurationNotFoundError" | "NotImplemented"),
+            )
+            | (501, _) => ErrorKind::Unsupported,
             (404, _) => ErrorKind::NotFound,
             (401 | 403, _) => ErrorKind::PermissionDenied,
             _ => ErrorKind::Unexpected,
@@ -289,7 +292,7 @@ fn encode(key: &str) -> String {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
             out.push(char::from(b));
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            let _ = write!(out, "%{b:02X}");
         }
     }
     out
