@@ -178,7 +178,7 @@ async fn write_empty_object(s: DynStorage) -> Outcome {
 }
 
 async fn write_large_object(s: DynStorage) -> Outcome {
-    // Larger than the remote multipart chunk (8 MiB), so it goes up in parts there.
+    // Larger than the multipart chunk the remote suite sets (8 MiB), so it goes up in parts.
     let data = pattern(12 * 1024 * 1024 + 17, 3);
     step("write", s.write("data/la/large", data.clone()).await)?;
     let size = step("stat", s.stat("data/la/large").await)?;

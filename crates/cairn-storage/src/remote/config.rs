@@ -51,7 +51,7 @@ pub struct RemoteOptions {
     pub gcs_endpoint: Option<String>,
     /// Parallel part uploads per large object (`CAIRN_STORAGE_CONCURRENCY`); default 4.
     pub concurrency: Option<usize>,
-    /// Multipart chunk size in bytes (`CAIRN_STORAGE_CHUNK_SIZE`); default 8 MiB, at least 5 MiB.
+    /// Multipart chunk size in bytes (`CAIRN_STORAGE_CHUNK_SIZE`); default 32 MiB, at least 5 MiB.
     pub chunk_size: Option<usize>,
     /// S3 Object Lock mode for locked backups (`CAIRN_S3_LOCK_MODE`: `compliance`, the
     /// default, or `governance`).

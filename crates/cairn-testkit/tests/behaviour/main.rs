@@ -87,7 +87,10 @@ fn remote_trials(backend: &str) -> Result<Option<Vec<Trial>>, String> {
     else {
         return Err(format!("{} is not a remote location", server.url));
     };
-    let opts = RemoteOptions::from_vars(|name| server.var(name)).map_err(|err| err.to_string())?;
+    let mut opts =
+        RemoteOptions::from_vars(|name| server.var(name)).map_err(|err| err.to_string())?;
+    // 8 MiB parts, so that the suite's 12 MiB object goes up as a multipart upload.
+    opts.chunk_size.get_or_insert(8 * 1024 * 1024);
     let run = random_name("cairn-test");
     eprintln!("remote backend {backend}: {} under {run}/", server.url);
     let make = move || -> DynStorage {
