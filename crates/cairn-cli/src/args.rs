@@ -276,8 +276,9 @@ pub(crate) struct BackupArgs {
     #[arg(long, requires = "volume")]
     pub(crate) no_patches: bool,
     /// Lock the snapshot and everything it needs against deletion on the store until TIME
-    /// (RFC 3339, e.g. 2027-01-31T00:00:00Z). Needs S3 with Object Lock enabled.
-    #[arg(long, value_name = "TIME", conflicts_with = "retain_for")]
+    /// (RFC 3339, e.g. 2027-01-31T00:00:00Z). Needs S3 with Object Lock enabled. Takes
+    /// precedence over --retain-for and CAIRN_RETAIN_FOR.
+    #[arg(long, value_name = "TIME")]
     pub(crate) retain_until: Option<jiff::Timestamp>,
     /// Like --retain-until, for a span from now (`30d`, `2w`, `1y`). Default: the
     /// `--retain-days` of the stored credentials in use.

@@ -261,3 +261,25 @@ fn a_bucket_without_object_lock_refuses_a_locked_backup_before_writing() {
         "nothing was written"
     );
 }
+
+/// `--retain-until` wins over a `CAIRN_RETAIN_FOR` in the environment (no usage error), and a
+/// local path, which cannot lock, refuses the locked backup with exit 2 and writes no snapshot.
+#[test]
+fn retain_until_overrides_the_environment_and_a_path_cannot_lock() {
+    let ctx = TestContext::new();
+    ctx.init();
+    let src = small_tree(&ctx.root);
+    let mut cmd = ctx.cairn([
+        "backup",
+        "--retain-until",
+        "2099-01-01T00:00:00Z",
+        src.to_str().unwrap(),
+    ]);
+    cmd.env("CAIRN_RETAIN_FOR", "1d");
+    let out = run(&mut cmd);
+    let text = format_output(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("cannot lock objects"), "{text}");
+    let list = run_ok(&mut ctx.cairn(["snapshots", "--json"]));
+    assert_eq!(json(&list)["snapshots"].as_array().map(Vec::len), Some(0));
+}
