@@ -103,7 +103,7 @@ async fn lock_all(repo: &Repository, paths: Vec<String>, until: jiff::Timestamp)
     Ok(())
 }
 
-/// `Locked` if the object at `path` is locked on the store now.
+/// `Retained` if the object at `path` is locked on the store now.
 pub(crate) async fn refuse_if_locked(repo: &Repository, path: &str, what: &str) -> Result<()> {
     if !repo.storage().capability().object_lock {
         return Ok(());
