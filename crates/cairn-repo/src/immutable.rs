@@ -13,10 +13,9 @@
 //! `forget` keeps a snapshot until its `retain_until` has passed, `prune` neither deletes nor
 //! repacks a pack that a retained snapshot needs, `key remove`/`passwd` refuse a locked key.
 
-use cairn_format::{Id, Snapshot, layout};
+use cairn_format::{Snapshot, layout};
 use futures::{StreamExt, TryStreamExt};
 
-use crate::index::IdSet;
 use crate::{Error, Repository, Result};
 
 /// Requests in flight while locking packs.
@@ -63,35 +62,12 @@ pub(crate) async fn lock_data(
     snap: &Snapshot,
     until: jiff::Timestamp,
 ) -> Result<usize> {
-    let packs = packs_needed(repo, &[(Id([0; 32]), snap.clone())]).await?;
+    let refs = crate::refs::referenced(repo, [snap]).await?;
+    let packs = crate::prune::load_raw_index(repo).await?.packs_holding(&refs);
     let n = packs.len();
     lock_all(repo, packs.iter().map(layout::pack_path).collect(), until).await?;
     tracing::info!(packs = n, until = %until, "packs locked");
     Ok(n)
-}
-
-/// Every pack that holds a blob one of `snaps` reaches, in any index file.
-pub(crate) async fn packs_needed(repo: &Repository, snaps: &[(Id, Snapshot)]) -> Result<IdSet> {
-    if snaps.is_empty() {
-        return Ok(IdSet::default());
-    }
-    let refs = crate::refs::referenced(repo, snaps).await?;
-    let raw = crate::prune::load_raw_index(repo).await?;
-    Ok(raw
-        .packs()
-        .values()
-        .filter(|p| p.blobs.iter().any(|b| refs.contains(&b.id)))
-        .map(|p| p.id)
-        .collect())
-}
-
-/// The snapshots among `snaps` that are retained now.
-pub(crate) fn retained(snaps: &[(Id, Snapshot)], now: jiff::Timestamp) -> Vec<(Id, Snapshot)> {
-    snaps
-        .iter()
-        .filter(|(_, s)| s.is_retained_at(now))
-        .cloned()
-        .collect()
 }
 
 async fn lock_all(repo: &Repository, paths: Vec<String>, until: jiff::Timestamp) -> Result<()> {

@@ -15,7 +15,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_format::{GarbagePlan, Id, IndexFile, IndexPack, layout};
+use cairn_format::{GarbagePlan, Id, IndexFile, IndexPack, Snapshot, layout};
 use cairn_storage::ErrorKind;
 use futures::{StreamExt, TryStreamExt};
 
@@ -107,6 +107,15 @@ impl RawIndex {
             }
         }
         m
+    }
+
+    /// The packs holding any of `blobs` (every copy the index lists).
+    pub(crate) fn packs_holding(&self, blobs: &IdSet) -> IdSet {
+        self.packs()
+            .values()
+            .filter(|p| p.blobs.iter().any(|b| blobs.contains(&b.id)))
+            .map(|p| p.id)
+            .collect()
     }
 }
 
@@ -212,7 +221,7 @@ async fn prune_locked(repo: &Arc<Repository>, opts: &PruneOptions) -> Result<Pru
     let mut raw = load_raw_index(repo).await?;
     let snaps = repo.snapshots(&SnapshotFilter::default()).await?;
     report.snapshots = snaps.len();
-    let refs = crate::refs::referenced(repo, &snaps).await?;
+    let refs = crate::refs::referenced(repo, snaps.iter().map(|(_, s)| s)).await?;
     let locate = |raw: &RawIndex| {
         let mut loc: IdMap<Vec<Id>> = IdMap::default();
         for p in raw.packs().values() {
@@ -237,17 +246,16 @@ async fn prune_locked(repo: &Arc<Repository>, opts: &PruneOptions) -> Result<Pru
         )));
     }
     // Packs that snapshots under object lock need stay, whatever else holds their blobs.
-    let retained = crate::immutable::retained(&snaps, now);
+    let retained: Vec<&Snapshot> = snaps
+        .iter()
+        .map(|(_, s)| s)
+        .filter(|s| s.is_retained_at(now))
+        .collect();
     report.retained_snapshots = retained.len();
     let locked: IdSet = if retained.is_empty() {
         IdSet::default()
     } else {
-        let needed = crate::refs::referenced(repo, &retained).await?;
-        raw.packs()
-            .values()
-            .filter(|p| p.blobs.iter().any(|b| needed.contains(&b.id)))
-            .map(|p| p.id)
-            .collect()
+        raw.packs_holding(&crate::refs::referenced(repo, retained).await?)
     };
     report.retained_packs = locked.len();
     let stored = stored_packs(repo).await?;

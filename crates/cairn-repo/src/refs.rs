@@ -33,11 +33,14 @@ pub(crate) fn chunk_blobs(c: &VolChunk, out: &mut Vec<Id>) {
 /// # Errors
 /// Any tree or volume node that cannot be loaded: a caller deleting data must not go on
 /// with an incomplete set.
-pub(crate) async fn referenced(repo: &Repository, snaps: &[(Id, Snapshot)]) -> Result<IdSet> {
+pub(crate) async fn referenced<'a>(
+    repo: &Repository,
+    snaps: impl IntoIterator<Item = &'a Snapshot>,
+) -> Result<IdSet> {
     let mut out = IdSet::default();
     let mut trees: Vec<Id> = Vec::new();
     let mut vols: Vec<Id> = Vec::new();
-    for (_, s) in snaps {
+    for s in snaps {
         match &s.root {
             Root::Node(n) => {
                 extents(&n.content, &mut out);

@@ -435,3 +435,47 @@ proptest! {
         });
     }
 }
+
+/// Restore leaves holes at the file system's 4 KiB granularity, not the chunk's: a 64 KiB
+/// chunk holding two data blocks around a zero block, and a patch landing in an all-zero
+/// chunk, restore to exactly their data blocks (the chunk-sized writes before this allocated
+/// 64 KiB for each).
+#[test]
+fn restore_keeps_zero_blocks_inside_chunks_as_holes() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let image = tmp.path().join("disk.img");
+    let size = 1024 * KIB;
+    std::fs::File::create(&image).unwrap().set_len(size).unwrap();
+    let mut expect = vec![0u8; size as usize];
+    let mut rng = Rng(77);
+    put(&image, &mut expect, 0, &rng.bytes(4096));
+    put(&image, &mut expect, 8 * KIB, &rng.bytes(4096));
+    put(&image, &mut expect, 128 * KIB, &rng.bytes(64 * 1024));
+    rt().block_on(async {
+        let (_mem, repo) = repo_with_chunk(64 * 1024).await;
+        vbackup(&repo, &image, None, false).await.unwrap();
+        // A 4 KiB write into the all-zero chunk at 512 KiB, backed up from its list: a patch.
+        put(&image, &mut expect, 516 * KIB, &rng.bytes(4096));
+        let b = vbackup(&repo, &image, changed(Some(size), &[(516 * KIB, 4096)]), false)
+            .await
+            .unwrap();
+        let out = tmp.path().join("out.img");
+        let r = try_restore_with(&repo, &b.snapshot, &out, &RestoreOptions::default())
+            .await
+            .unwrap();
+        assert!(r.errors.is_empty());
+        assert!(std::fs::read(&out).unwrap() == expect, "restored image differs");
+        let data_blocks = expect
+            .chunks(4096)
+            .filter(|c| c.iter().any(|&b| b != 0))
+            .count() as u64;
+        assert_eq!(data_blocks, 2 + 16 + 1);
+        let allocated = std::fs::metadata(&out).unwrap().blocks() * 512;
+        assert!(
+            allocated <= data_blocks * 4096,
+            "{allocated} bytes allocated for {data_blocks} data blocks"
+        );
+        assert_eq!(r.bytes, data_blocks * 4096, "bytes written");
+    });
+}
