@@ -63,7 +63,9 @@ pub(crate) async fn lock_data(
     until: jiff::Timestamp,
 ) -> Result<usize> {
     let refs = crate::refs::referenced(repo, [snap]).await?;
-    let packs = crate::prune::load_raw_index(repo).await?.packs_holding(&refs);
+    let packs = crate::prune::load_raw_index(repo)
+        .await?
+        .packs_holding(&refs);
     let n = packs.len();
     lock_all(repo, packs.iter().map(layout::pack_path).collect(), until).await?;
     tracing::info!(packs = n, until = %until, "packs locked");

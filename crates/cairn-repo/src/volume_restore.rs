@@ -351,9 +351,7 @@ impl<'a> RunWriter<'a> {
 
     fn push(&mut self, off: u64, piece: Bytes) -> Result<()> {
         if !self.pending.is_empty()
-            && (off != self.end
-                || self.pending.len() == MAX_IOV
-                || self.end - self.at >= MAX_RUN)
+            && (off != self.end || self.pending.len() == MAX_IOV || self.end - self.at >= MAX_RUN)
         {
             self.flush()?;
         }

@@ -446,7 +446,10 @@ fn restore_keeps_zero_blocks_inside_chunks_as_holes() {
     let tmp = tempfile::tempdir().unwrap();
     let image = tmp.path().join("disk.img");
     let size = 1024 * KIB;
-    std::fs::File::create(&image).unwrap().set_len(size).unwrap();
+    std::fs::File::create(&image)
+        .unwrap()
+        .set_len(size)
+        .unwrap();
     let mut expect = vec![0u8; size as usize];
     let mut rng = Rng(77);
     put(&image, &mut expect, 0, &rng.bytes(4096));
@@ -457,15 +460,23 @@ fn restore_keeps_zero_blocks_inside_chunks_as_holes() {
         vbackup(&repo, &image, None, false).await.unwrap();
         // A 4 KiB write into the all-zero chunk at 512 KiB, backed up from its list: a patch.
         put(&image, &mut expect, 516 * KIB, &rng.bytes(4096));
-        let b = vbackup(&repo, &image, changed(Some(size), &[(516 * KIB, 4096)]), false)
-            .await
-            .unwrap();
+        let b = vbackup(
+            &repo,
+            &image,
+            changed(Some(size), &[(516 * KIB, 4096)]),
+            false,
+        )
+        .await
+        .unwrap();
         let out = tmp.path().join("out.img");
         let r = try_restore_with(&repo, &b.snapshot, &out, &RestoreOptions::default())
             .await
             .unwrap();
         assert!(r.errors.is_empty());
-        assert!(std::fs::read(&out).unwrap() == expect, "restored image differs");
+        assert!(
+            std::fs::read(&out).unwrap() == expect,
+            "restored image differs"
+        );
         let data_blocks = expect
             .chunks(4096)
             .filter(|c| c.iter().any(|&b| b != 0))
