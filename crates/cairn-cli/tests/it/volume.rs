@@ -45,7 +45,7 @@ fn volume_backup_restore_verify() {
     success: true
     exit_code: 0
     ----- stdout -----
-    restored snapshot [ID] to out.img: 1 files, 0 dirs, 576.0 KiB
+    restored snapshot [ID] to out.img: 1 files, 0 dirs, 380.0 KiB
     ----- stderr -----
     ");
     let restored = std::fs::read(ctx.root.join("out.img")).expect("read restore");
