@@ -264,7 +264,7 @@ fn write_leaf(
 ) -> Result<u64> {
     let blobs: HashMap<Id, &Bytes> = ids.iter().copied().zip(sealed).collect();
     let (start, len, cs) = (t.start, t.len, t.chunk_size);
-    let zeros = Bytes::from(vec![0u8; cs as usize]);
+    let zeros = t.device.then(|| Bytes::from(vec![0u8; cs as usize]));
     let mut out = RunWriter::new(&t.file, t.device);
     for (i, c) in leaf.chunks.iter().enumerate() {
         let off = start + (first + i as u64) * cs;
@@ -272,8 +272,11 @@ fn write_leaf(
         match assemble(key, &blobs, c, clen, off)? {
             Some(d) => out.put(off, Bytes::from(d))?,
             // A zero chunk stays a hole in a (fresh) file; a device gets the zeros.
-            None if t.device => out.put(off, zeros.slice(..clen))?,
-            None => {}
+            None => {
+                if let Some(z) = &zeros {
+                    out.put(off, z.slice(..clen))?;
+                }
+            }
         }
     }
     let w = out.finish()?;
