@@ -413,6 +413,14 @@ pub(crate) struct MoverArgs {
     /// VolumeSnapshotClass (the cluster's default if unset).
     #[arg(long)]
     pub(crate) snapshot_class: Option<String>,
+    /// Cut the volumes that share a namespace and CSI driver at one instant with a
+    /// VolumeGroupSnapshot: auto (where the cluster serves it; if it fails, one by one, and
+    /// the volumes' records say so), require (else those volumes are not backed up), off.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "require", "off"])]
+    pub(crate) group_snapshots: String,
+    /// VolumeGroupSnapshotClass (the driver's default if unset).
+    #[arg(long)]
+    pub(crate) group_snapshot_class: Option<String>,
     /// Data movers running at a time.
     #[arg(long, default_value_t = 4)]
     pub(crate) parallel: usize,

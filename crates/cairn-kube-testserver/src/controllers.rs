@@ -20,10 +20,26 @@ pub const DRIVER: &str = "test.csi.cairn.dev";
 /// (`snapcontent-<uid>`) and `status.readyToUse: true`, `boundVolumeSnapshotContentName`,
 /// `creationTime` and `restoreSize` (the source PVC's requested storage).
 pub fn snapshotter(change: &Change<'_>) -> Vec<Action> {
-    if change.kind != EventKind::Added || !change.is("snapshot.storage.k8s.io", "volumesnapshots") {
+    if !change.is("snapshot.storage.k8s.io", "volumesnapshots") {
         return Vec::new();
     }
     let snap = change.object;
+    if change.kind == EventKind::Deleted {
+        return delete_bound_content(change);
+    }
+    if change.kind != EventKind::Added {
+        return Vec::new();
+    }
+    if snap
+        .pointer(&format!(
+            "/metadata/labels/{}",
+            GROUP_MEMBER_LABEL.replace('/', "~1")
+        ))
+        .is_some()
+    {
+        // A member of a group snapshot: [`group_snapshotter`] made it ready.
+        return Vec::new();
+    }
     let ns = change.namespace().unwrap_or_default();
     let uid = str_at(snap, "/metadata/uid").unwrap_or_default();
     let content_name = format!("snapcontent-{uid}");
@@ -77,6 +93,167 @@ pub fn snapshotter(change: &Change<'_>) -> Vec<Action> {
         }),
     ));
     actions
+}
+
+/// A deleted VolumeSnapshot takes its bound content with it when the content's
+/// `deletionPolicy` is `Delete`.
+fn delete_bound_content(change: &Change<'_>) -> Vec<Action> {
+    let Some(content) = str_at(change.object, "/status/boundVolumeSnapshotContentName") else {
+        return Vec::new();
+    };
+    let policy = change
+        .view
+        .get(
+            "snapshot.storage.k8s.io",
+            "volumesnapshotcontents",
+            None,
+            content,
+        )
+        .and_then(|c| str_at(c, "/spec/deletionPolicy"));
+    if policy != Some("Delete") {
+        return Vec::new();
+    }
+    vec![Action::Delete {
+        group: "snapshot.storage.k8s.io".into(),
+        resource: "volumesnapshotcontents".into(),
+        namespace: None,
+        name: content.to_owned(),
+    }]
+}
+
+/// The label the snapshot-controller puts on the member snapshots of a group.
+pub const GROUP_MEMBER_LABEL: &str = "groupsnapshot.storage.kubernetes.io/volumeGroupSnapshotName";
+
+/// The snapshot-controller's group path (VolumeGroupSnapshot, v1beta1 and later). A new group
+/// selects the PVCs of its namespace by `spec.source.selector.matchLabels` and gets a
+/// VolumeGroupSnapshotContent and, per PVC, a member VolumeSnapshot (`<group>-<pvc>`,
+/// [`GROUP_MEMBER_LABEL`], owned by the group, `spec.source.persistentVolumeClaimName`,
+/// `status.volumeGroupSnapshotName`, ready) with a content of its own; then the group is
+/// `readyToUse`. A group that selects no PVC gets `status.error`. Deleting a group deletes its
+/// members and contents (the garbage collector's and the snapshot-controller's part).
+pub fn group_snapshotter(change: &Change<'_>) -> Vec<Action> {
+    if !change.is("groupsnapshot.storage.k8s.io", "volumegroupsnapshots") {
+        return Vec::new();
+    }
+    let group = change.object;
+    let ns = change.namespace().unwrap_or_default();
+    let name = change.name();
+    let uid = str_at(group, "/metadata/uid").unwrap_or_default();
+    match change.kind {
+        // The members went with their owner (garbage collection), their contents with them
+        // ([`snapshotter`]).
+        EventKind::Deleted => vec![Action::Delete {
+            group: "groupsnapshot.storage.k8s.io".into(),
+            resource: "volumegroupsnapshotcontents".into(),
+            namespace: None,
+            name: format!("groupsnapcontent-{uid}"),
+        }],
+        EventKind::Added => {
+            let Some(wanted) = group
+                .pointer("/spec/source/selector/matchLabels")
+                .and_then(Value::as_object)
+            else {
+                return vec![Action::patch_status(
+                    change,
+                    json!({"readyToUse": false, "error": {"message": "no selector"}}),
+                )];
+            };
+            let pvcs: Vec<&Value> = change
+                .view
+                .list("", "persistentvolumeclaims", Some(ns))
+                .into_iter()
+                .filter(|p| {
+                    wanted.iter().all(|(k, v)| {
+                        p.pointer("/metadata/labels")
+                            .and_then(|l| l.get(k))
+                            .is_some_and(|l| l == v)
+                    })
+                })
+                .collect();
+            if pvcs.is_empty() {
+                return vec![Action::patch_status(
+                    change,
+                    json!({"readyToUse": false,
+                           "error": {"message": "the selector matches no PersistentVolumeClaim"}}),
+                )];
+            }
+            let mut actions = vec![Action::Create {
+                group: "groupsnapshot.storage.k8s.io".into(),
+                resource: "volumegroupsnapshotcontents".into(),
+                namespace: None,
+                object: json!({
+                    "metadata": {"name": format!("groupsnapcontent-{uid}")},
+                    "spec": {
+                        "deletionPolicy": "Delete",
+                        "driver": DRIVER,
+                        "volumeGroupSnapshotRef": {"name": name, "namespace": ns, "uid": uid},
+                        "source": {"volumeHandles": pvcs.iter()
+                            .map(|p| str_at(p, "/spec/volumeName").unwrap_or_default())
+                            .collect::<Vec<_>>()},
+                    },
+                }),
+            }];
+            let api_version = format!("groupsnapshot.storage.k8s.io/{}", change.version);
+            for p in pvcs {
+                let pvc = str_at(p, "/metadata/name").unwrap_or_default();
+                let member = format!("{name}-{pvc}");
+                let content = format!("snapcontent-{uid}-{member}");
+                let size = str_at(p, "/spec/resources/requests/storage").unwrap_or("1Gi");
+                actions.push(Action::Create {
+                    group: "snapshot.storage.k8s.io".into(),
+                    resource: "volumesnapshotcontents".into(),
+                    namespace: None,
+                    object: json!({
+                        "metadata": {"name": content},
+                        "spec": {
+                            "deletionPolicy": "Delete",
+                            "driver": DRIVER,
+                            "volumeSnapshotRef": {"name": member, "namespace": ns},
+                            "source": {"volumeHandle": str_at(p, "/spec/volumeName").unwrap_or_default()},
+                        },
+                    }),
+                });
+                actions.push(Action::Create {
+                    group: "snapshot.storage.k8s.io".into(),
+                    resource: "volumesnapshots".into(),
+                    namespace: Some(ns.to_owned()),
+                    object: json!({
+                        "metadata": {
+                            "name": member,
+                            "labels": {GROUP_MEMBER_LABEL: name},
+                            "ownerReferences": [{"apiVersion": api_version,
+                                "kind": "VolumeGroupSnapshot", "name": name, "uid": uid}],
+                        },
+                        "spec": {"source": {"persistentVolumeClaimName": pvc}},
+                    }),
+                });
+                actions.push(Action::MergePatch {
+                    group: "snapshot.storage.k8s.io".into(),
+                    resource: "volumesnapshots".into(),
+                    namespace: Some(ns.to_owned()),
+                    name: member,
+                    patch: json!({"status": {
+                        "boundVolumeSnapshotContentName": content,
+                        "volumeGroupSnapshotName": name,
+                        "readyToUse": true,
+                        "creationTime": crate::object::now(),
+                        "restoreSize": size,
+                    }}),
+                    status: true,
+                });
+            }
+            actions.push(Action::patch_status(
+                change,
+                json!({
+                    "boundVolumeGroupSnapshotContentName": format!("groupsnapcontent-{uid}"),
+                    "creationTime": crate::object::now(),
+                    "readyToUse": true,
+                }),
+            ));
+            actions
+        }
+        _ => Vec::new(),
+    }
 }
 
 /// The PV provisioner and binder: a new PVC without `spec.volumeName` gets a PV

@@ -52,6 +52,22 @@ impl View<'_> {
         let rt = self.0.resource_any_version(group, plural)?;
         self.0.lookup(rt, namespace.unwrap_or_default(), name)
     }
+
+    /// Every object of `group`/`plural` in `namespace` (in all namespaces if `None`).
+    pub fn list(&self, group: &str, plural: &str, namespace: Option<&str>) -> Vec<&Value> {
+        let Some(bucket) = self
+            .0
+            .resource_any_version(group, plural)
+            .and_then(|rt| self.0.bucket(rt))
+        else {
+            return Vec::new();
+        };
+        bucket
+            .iter()
+            .filter(|((ns, _), _)| namespace.is_none_or(|n| n == ns))
+            .map(|(_, v)| v)
+            .collect()
+    }
 }
 
 impl Change<'_> {

@@ -104,6 +104,14 @@ pub struct VolumeBackup {
     /// The cairn snapshot holding the data.
     #[serde(default)]
     pub snapshot: Option<String>,
+    /// The VolumeGroupSnapshot its CSI snapshot was a member of: every volume with the same
+    /// group was cut at the same instant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_snapshot: Option<String>,
+    /// Something that did not stop the backup but weakens it (a group snapshot that failed,
+    /// so this volume was cut on its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
     /// Why the data is missing, if it is.
     #[serde(default)]
     pub error: Option<String>,

@@ -15,6 +15,7 @@ pub mod cluster;
 pub mod collect;
 pub mod document;
 pub mod error;
+pub mod group;
 pub mod hooks;
 pub mod mover;
 pub mod object;

@@ -1,5 +1,7 @@
 //! PVC data: back up through a CSI VolumeSnapshot (wait until ready, provision a temporary PVC
-//! from it, run a mover Job on that PVC, delete both whatever happens) or by a mover reading
+//! from it, run a mover Job on that PVC, delete both whatever happens; the PVCs of one
+//! namespace and driver are cut together by a VolumeGroupSnapshot, `crate::group`, whose
+//! members stand in for the snapshots and go with the group) or by a mover reading
 //! the live PVC next to its pod; restore by a mover writing a snapshot into a PVC. One mover per
 //! PVC, at most `parallel` at a time. The cairn snapshot a mover wrote is found in the
 //! repository by the run's tag and the volume's identity.
@@ -13,6 +15,7 @@ use serde_json::{Value, json};
 use crate::cluster::Cluster;
 use crate::document::{VolumeBackup, VolumeMethod};
 use crate::error::{Error, Result};
+use crate::group::{self, GroupPolicy};
 use crate::mover::{Direction, MoverSpec, RUN_LABEL, VolumeMode, run_job};
 use crate::object::{ObjectKey, at, str_at};
 use crate::restore::error_chain;
@@ -36,6 +39,10 @@ pub struct VolumeOptions {
     pub wait: WaitPolicy,
     /// A unique id of this run (names temporary objects, tags the volume snapshots).
     pub run_id: String,
+    /// When to cut volumes together with VolumeGroupSnapshots.
+    pub group_snapshots: GroupPolicy,
+    /// VolumeGroupSnapshotClass (the driver's default if `None`).
+    pub group_snapshot_class: Option<String>,
 }
 
 impl VolumeOptions {
@@ -49,6 +56,8 @@ impl VolumeOptions {
             parallel: 4,
             wait: WaitPolicy::default(),
             run_id: run_id.to_owned(),
+            group_snapshots: GroupPolicy::Auto,
+            group_snapshot_class: None,
         }
     }
 
@@ -136,9 +145,15 @@ pub async fn backup_volumes(
     move_volumes(cluster, repo, app, pvcs, taken, opts).await
 }
 
-/// The point in time of each PVC, in the order of the PVCs given to [`take_snapshots`].
+/// The point in time of each PVC, in the order of the PVCs given to [`take_snapshots`], and
+/// the group snapshots to delete once the data is moved.
 #[derive(Debug)]
-pub struct Taken(Vec<Result<Option<Snapshot>>>);
+pub struct Taken {
+    each: Vec<Result<Option<Snapshot>>>,
+    /// Something the volume's record should say (a group that fell back to one by one).
+    warnings: Vec<Option<String>>,
+    groups: Vec<ObjectKey>,
+}
 
 /// A ready VolumeSnapshot of one PVC.
 #[derive(Debug)]
@@ -146,23 +161,142 @@ struct Snapshot {
     key: ObjectKey,
     /// Size for the PVC provisioned from it.
     size: String,
+    /// The VolumeGroupSnapshot it is a member of; deleting that deletes it.
+    group: Option<String>,
 }
 
-/// The instant of the backup: with CSI snapshots, a VolumeSnapshot of every PVC, `parallel`
-/// at a time, each waited for until ready to use. This is the step hooks quiesce the
-/// application around; it takes seconds, the copies that follow take as long as the data.
-/// With pod copies there is no separate instant (the copy is the instant): nothing is done.
+/// The instant of the backup: with CSI snapshots, the PVCs that share a namespace and a CSI
+/// driver are cut together by a VolumeGroupSnapshot (per [`GroupPolicy`]; `crate::group`),
+/// the others by a VolumeSnapshot each, `parallel` at a time; each is waited for until ready
+/// to use. This is the step hooks quiesce the application around; it takes seconds, the
+/// copies that follow take as long as the data. With pod copies there is no separate instant
+/// (the copy is the instant): nothing is done.
 pub async fn take_snapshots(cluster: &Cluster, pvcs: &[Value], opts: &VolumeOptions) -> Taken {
+    let mut taken = Taken {
+        each: pvcs.iter().map(|_| Ok(None)).collect(),
+        warnings: vec![None; pvcs.len()],
+        groups: Vec::new(),
+    };
     if opts.method != VolumeMethod::CsiSnapshot {
-        return Taken(pvcs.iter().map(|_| Ok(None)).collect());
+        return taken;
     }
-    Taken(
-        futures::stream::iter(pvcs)
-            .map(|pvc| take_one(cluster, pvc, opts))
-            .buffered(opts.parallel.max(1))
-            .collect()
-            .await,
-    )
+    let api = group::api_version(cluster);
+    let grouping = match opts.group_snapshots {
+        GroupPolicy::Off => false,
+        GroupPolicy::Auto => api.is_some(),
+        GroupPolicy::Require => true,
+    };
+    let (groups, mut singles) = if !grouping {
+        (Vec::new(), (0..pvcs.len()).collect())
+    } else {
+        match cluster.list_kind("v1", "PersistentVolume", None).await {
+            Ok(pvs) => group::plan(pvcs, &pvs),
+            Err(e) if opts.group_snapshots == GroupPolicy::Require => {
+                let reason = error_chain(&e);
+                for r in &mut taken.each {
+                    *r = Err(Error::Failed {
+                        what: "group snapshots".into(),
+                        reason: format!(
+                            "group snapshots are required, but the PVs cannot be read: {reason}"
+                        ),
+                    });
+                }
+                return taken;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read PVs; no group snapshots");
+                (Vec::new(), (0..pvcs.len()).collect())
+            }
+        }
+    };
+    for (n, g) in groups.iter().enumerate() {
+        let outcome = match &api {
+            Some(api) => {
+                let name = object_name(&["cairn", &opts.run_id, "group", &n.to_string()]);
+                let req = group::Request {
+                    api_version: api,
+                    name: &name,
+                    class: opts.group_snapshot_class.as_deref(),
+                    run: &opts.run_id,
+                    wait: opts.wait,
+                };
+                let members: Vec<&Value> = g.members.iter().map(|&i| &pvcs[i]).collect();
+                let key = group::key(&req, &g.namespace);
+                match group::take(cluster, &req, &members).await {
+                    Ok(found) => {
+                        taken.groups.push(key);
+                        Ok((name, found))
+                    }
+                    Err(e) => {
+                        cleanup(cluster, &[&key]).await;
+                        Err(format!(
+                            "the VolumeGroupSnapshot failed: {}",
+                            error_chain(&e)
+                        ))
+                    }
+                }
+            }
+            None => Err(format!(
+                "the cluster serves no {}/v1beta1 or later",
+                group::API_GROUP
+            )),
+        };
+        match outcome {
+            Ok((name, found)) => {
+                for &i in &g.members {
+                    let pvc_name = str_at(&pvcs[i], &["metadata", "name"]).unwrap_or_default();
+                    taken.each[i] = match found.get(pvc_name) {
+                        Some(m) => Ok(Some(Snapshot {
+                            key: m.key.clone(),
+                            size: size_for(&pvcs[i], m.restore_size.as_deref()),
+                            group: Some(name.clone()),
+                        })),
+                        None => Err(Error::Failed {
+                            what: format!("PVC {pvc_name}"),
+                            reason: "not in its group snapshot".into(),
+                        }),
+                    };
+                }
+            }
+            Err(reason) if opts.group_snapshots == GroupPolicy::Require => {
+                for &i in &g.members {
+                    taken.each[i] = Err(Error::Failed {
+                        what: format!("group snapshot of namespace {}", g.namespace),
+                        reason: format!("group snapshots are required: {reason}"),
+                    });
+                }
+            }
+            Err(reason) => {
+                tracing::warn!(namespace = %g.namespace, %reason, "snapshotting one by one");
+                for &i in &g.members {
+                    taken.warnings[i] = Some(format!(
+                        "not cut together with the other volumes of driver {} ({reason}); \
+                         snapshotted on its own",
+                        g.driver
+                    ));
+                }
+                singles.extend(&g.members);
+            }
+        }
+    }
+    singles.sort_unstable();
+    let results: Vec<(usize, Result<Option<Snapshot>>)> = futures::stream::iter(singles)
+        .map(|i| async move { (i, take_one(cluster, &pvcs[i], opts).await) })
+        .buffered(opts.parallel.max(1))
+        .collect()
+        .await;
+    for (i, r) in results {
+        taken.each[i] = r;
+    }
+    taken
+}
+
+/// The size of a PVC provisioned from a snapshot of `pvc`.
+fn size_for(pvc: &Value, restore_size: Option<&str>) -> String {
+    restore_size
+        .or_else(|| str_at(pvc, &["spec", "resources", "requests", "storage"]))
+        .unwrap_or("1Gi")
+        .to_owned()
 }
 
 async fn take_one(
@@ -187,13 +321,11 @@ async fn take_one(
     }
     .await;
     match ready {
-        Ok(ready) => {
-            let size = str_at(&ready, &["status", "restoreSize"])
-                .or_else(|| str_at(pvc, &["spec", "resources", "requests", "storage"]))
-                .unwrap_or("1Gi")
-                .to_owned();
-            Ok(Some(Snapshot { key, size }))
-        }
+        Ok(ready) => Ok(Some(Snapshot {
+            key,
+            size: size_for(pvc, str_at(&ready, &["status", "restoreSize"])),
+            group: None,
+        })),
         Err(e) => {
             cleanup(cluster, &[&key]).await;
             Err(e)
@@ -220,11 +352,23 @@ pub async fn move_volumes(
     taken: Taken,
     opts: &VolumeOptions,
 ) -> Vec<VolumeBackup> {
-    futures::stream::iter(pvcs.iter().zip(taken.0))
-        .map(|(pvc, t)| backup_one(cluster, repo, app, pvc, t, opts))
+    let Taken {
+        each,
+        warnings,
+        groups,
+    } = taken;
+    let out = futures::stream::iter(pvcs.iter().zip(each).zip(warnings))
+        .map(|((pvc, t), warning)| async move {
+            let mut v = backup_one(cluster, repo, app, pvc, t, opts).await;
+            v.warning = warning;
+            v
+        })
         .buffer_unordered(opts.parallel.max(1))
         .collect()
-        .await
+        .await;
+    // Deleting a group deletes its member snapshots.
+    cleanup(cluster, &groups.iter().collect::<Vec<_>>()).await;
+    out
 }
 
 /// The record of a PVC whose data was not backed up, and why.
@@ -252,6 +396,8 @@ pub(crate) fn volume_record(pvc: &Value, method: VolumeMethod) -> VolumeBackup {
         .into(),
         size: str_at(pvc, &["spec", "resources", "requests", "storage"]).map(str::to_owned),
         snapshot: None,
+        group_snapshot: None,
+        warning: None,
         error: None,
     }
 }
@@ -287,6 +433,7 @@ async fn backup_one(
     let outcome = match (opts.method, taken) {
         (_, Err(e)) => Err(e),
         (VolumeMethod::CsiSnapshot, Ok(Some(snap))) => {
+            out.group_snapshot.clone_from(&snap.group);
             from_snapshot(cluster, pvc, &snap, opts, &mover).await
         }
         (VolumeMethod::PodCopy, Ok(None)) => run_job(cluster, &mover(&name), opts.wait).await,
@@ -306,7 +453,8 @@ async fn backup_one(
     out
 }
 
-/// Provisions a PVC from the snapshot, runs the mover on it, deletes both.
+/// Provisions a PVC from the snapshot, runs the mover on it, deletes both (a group member
+/// goes with its group, after every member is moved).
 async fn from_snapshot(
     cluster: &Cluster,
     pvc: &Value,
@@ -314,28 +462,33 @@ async fn from_snapshot(
     opts: &VolumeOptions,
     mover: &dyn Fn(&str) -> MoverSpec,
 ) -> Result<()> {
-    let snap_name = snap.key.name.clone();
+    let pvc_name = str_at(pvc, &["metadata", "name"]).unwrap_or_default();
+    let tmp_name = object_name(&["cairn", &opts.run_id, pvc_name]);
     let tmp_key = ObjectKey {
         api_version: "v1".into(),
         kind: "PersistentVolumeClaim".into(),
         namespace: snap.key.namespace.clone(),
-        name: snap_name.clone(),
+        name: tmp_name.clone(),
     };
     let result = async {
         cluster
             .create(&clone_pvc_spec(
-                &snap_name,
+                &tmp_name,
                 pvc,
-                &snap_name,
+                &snap.key.name,
                 &snap.size,
                 &opts.run_id,
             ))
             .await?;
-        run_job(cluster, &mover(&snap_name), opts.wait).await
+        run_job(cluster, &mover(&tmp_name), opts.wait).await
     }
     .await;
     // Temporary objects go whatever happened.
-    cleanup(cluster, &[&tmp_key, &snap.key]).await;
+    if snap.group.is_some() {
+        cleanup(cluster, &[&tmp_key]).await;
+    } else {
+        cleanup(cluster, &[&tmp_key, &snap.key]).await;
+    }
     result
 }
 

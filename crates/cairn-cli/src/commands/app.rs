@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use cairn_kube::backup::AppBackupOptions;
 use cairn_kube::document::{AppBackup, BackupStatus, VolumeMethod};
+use cairn_kube::group::GroupPolicy;
 use cairn_kube::restore::{ExistingPolicy, RestoreOptions};
 use cairn_kube::select::Selection;
 use cairn_kube::transform::{Match, Transforms};
@@ -51,6 +52,12 @@ fn volume_options(m: &MoverArgs, pod_copy: bool) -> anyhow::Result<VolumeOptions
         .context("--repo-secret is needed to move volume data")?;
     let mut v = VolumeOptions::new(&m.mover_image, &secret, &run_id());
     v.snapshot_class.clone_from(&m.snapshot_class);
+    v.group_snapshots = match m.group_snapshots.as_str() {
+        "require" => GroupPolicy::Require,
+        "off" => GroupPolicy::Off,
+        _ => GroupPolicy::Auto,
+    };
+    v.group_snapshot_class.clone_from(&m.group_snapshot_class);
     v.parallel = m.parallel;
     v.wait = WaitPolicy {
         timeout: Duration::from_secs(m.timeout_secs),
@@ -351,10 +358,17 @@ async fn describe(
             (None, Some(e)) => format!("FAILED: {e}"),
             (None, None) => "no data".to_owned(),
         };
+        let group = v
+            .group_snapshot
+            .as_ref()
+            .map_or_else(String::new, |g| format!(", group {g}"));
         printer.line(&format!(
-            "  {}/{} ({}, {:?}): {state}",
+            "  {}/{} ({}, {:?}{group}): {state}",
             v.namespace, v.pvc, v.volume_mode, v.method
         ))?;
+        if let Some(w) = &v.warning {
+            printer.line(&format!("    warning: {w}"))?;
+        }
     }
     printer.line(&format!("hooks ({} steps):", doc.hooks.len()))?;
     for h in &doc.hooks {

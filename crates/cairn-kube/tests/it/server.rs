@@ -1,11 +1,7 @@
-//! NOT YET IN THE MODULE TREE: wire it with `mod server;` in main.rs and the
-//! `cairn-kube-testserver` dev-dependency once that crate (branch `kapi`) is on main. Run on
-//! 2026-11-22 against a copy of the uncommitted crate: 5 of 6 passed; the production test
-//! failed on a test bug (Deployment without spec.replicas), fixed but not rerun.
-//!
 //! End to end against the in-process API server of the test kit: back up from one server,
 //! restore into another, compare; namespace mapping; existing-resource policies; rollback;
-//! restore to production; the CSI snapshot + data mover flow with simulated controllers.
+//! restore to production; the CSI snapshot + data mover flow with simulated controllers,
+//! VolumeGroupSnapshots among them.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -13,6 +9,7 @@ use std::time::Duration;
 
 use cairn_kube::backup::{AppBackupOptions, backup};
 use cairn_kube::document::BackupStatus;
+use cairn_kube::group::{GROUP_LABEL, GroupPolicy};
 use cairn_kube::hooks::{HookSpec, OnError, PodSelector};
 use cairn_kube::object::ObjectKey;
 use cairn_kube::restore::{ExistingPolicy, RestoreOptions, apply, plan};
@@ -22,7 +19,7 @@ use cairn_kube::volumes::VolumeOptions;
 use cairn_kube::wait::WaitPolicy;
 use cairn_kube::{Cluster, store};
 use cairn_kube_testserver::{
-    Action, Change, EventKind, ExecOutput, ExecRequest, TestServer, controllers,
+    Action, Change, EventKind, ExecOutput, ExecRequest, TestServer, TestServerBuilder, controllers,
 };
 use cairn_repo::{InitOptions, KdfParams, Repository};
 use cairn_storage::MemoryStorage;
@@ -483,14 +480,237 @@ async fn volume_flow(fail: bool) -> (TestServer, Cluster, cairn_kube::AppBackup)
     volume_flow_with(fail, Vec::new(), |_| {}).await
 }
 
-/// The wordpress application with its PVCs, a running MySQL pod for hooks, the snapshot and
-/// provisioner controllers and a mover controller; backs it up with `hooks`.
+/// Nothing a backup creates is left behind: no snapshots of either kind, no contents, no
+/// Jobs, no temporary PVCs, no group label on the application's PVCs.
+fn assert_clean(server: &TestServer) {
+    for (g, r) in [
+        ("snapshot.storage.k8s.io", "volumesnapshots"),
+        ("snapshot.storage.k8s.io", "volumesnapshotcontents"),
+        ("groupsnapshot.storage.k8s.io", "volumegroupsnapshots"),
+        (
+            "groupsnapshot.storage.k8s.io",
+            "volumegroupsnapshotcontents",
+        ),
+        ("batch", "jobs"),
+    ] {
+        assert!(
+            server.list(g, r).is_empty(),
+            "{r} left: {:#?}",
+            server.list(g, r)
+        );
+    }
+    let pvcs = server.list("", "persistentvolumeclaims");
+    let names: Vec<_> = pvcs
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["mysql-pv-claim", "wp-pv-claim"]);
+    for p in &pvcs {
+        assert!(
+            p["metadata"]["labels"].get(GROUP_LABEL).is_none(),
+            "{:#?}",
+            p["metadata"]
+        );
+    }
+}
+
+/// Records the group snapshots and snapshots created, and the snapshot each temporary PVC is
+/// provisioned from.
+fn record_snapshots(server: &TestServer, log: &Log) {
+    let l = log.clone();
+    server.add_reactor(move |ch: &Change<'_>| {
+        if ch.kind == EventKind::Added {
+            let name = ch.name();
+            if ch.is("groupsnapshot.storage.k8s.io", "volumegroupsnapshots") {
+                let sel = &ch.object["spec"]["source"]["selector"];
+                l.lock().push(format!("group {name} {sel}"));
+            } else if ch.is("snapshot.storage.k8s.io", "volumesnapshots") {
+                l.lock().push(format!("snapshot {name}"));
+            } else if ch.is("", "persistentvolumeclaims") {
+                if let Some(src) = ch.object["spec"]["dataSource"]["name"].as_str() {
+                    l.lock().push(format!("pvc {name} from {src}"));
+                }
+            }
+        }
+        Vec::<Action>::new()
+    });
+}
+
+/// A driver without group snapshots: every VolumeGroupSnapshot fails.
+fn groups_fail(ch: &Change<'_>) -> Vec<Action> {
+    if ch.kind == EventKind::Added && ch.is("groupsnapshot.storage.k8s.io", "volumegroupsnapshots")
+    {
+        return vec![Action::patch_status(
+            ch,
+            json!({"readyToUse": false, "error": {"message": "driver lacks CREATE_DELETE_GET_VOLUME_GROUP_SNAPSHOT"}}),
+        )];
+    }
+    Vec::new()
+}
+
+#[tokio::test]
+async fn volumes_of_one_driver_are_cut_together_by_a_group_snapshot() {
+    let log: Log = Arc::default();
+    let (server, _c, doc) = volume_flow_with(false, vec![flush_hook(OnError::Fail)], |s| {
+        record_events(s, &log, 0);
+        record_snapshots(s, &log);
+    })
+    .await;
+    assert_eq!(doc.status, BackupStatus::Completed, "{:?}", doc.problems);
+    let group = "cairn-run1-group-0";
+    for v in &doc.volumes {
+        assert!(v.snapshot.is_some(), "{v:?}");
+        assert_eq!(v.group_snapshot.as_deref(), Some(group), "{v:?}");
+        assert_eq!(v.warning, None);
+    }
+    let log = log.lock().clone();
+    let release = log.iter().position(|l| l.starts_with("post-step")).unwrap();
+    let group_line = format!(
+        "group {group} {}",
+        json!({"matchLabels": {GROUP_LABEL: group}})
+    );
+    assert_eq!(
+        log[..=release],
+        [
+            "pre-step mysql-0/mysql".to_owned(),
+            group_line,
+            "snapshot".into(),
+            format!("snapshot {group}-mysql-pv-claim"),
+            "snapshot".into(),
+            format!("snapshot {group}-wp-pv-claim"),
+            "post-step mysql-0/mysql".into(),
+        ],
+        "one group, cut inside the hooks' window"
+    );
+    // The copies run concurrently: compare them as a set.
+    let mut copies = log[release + 1..].to_vec();
+    copies.sort();
+    assert_eq!(
+        copies,
+        [
+            "job".to_owned(),
+            "job".into(),
+            format!("pvc cairn-run1-mysql-pv-claim from {group}-mysql-pv-claim"),
+            format!("pvc cairn-run1-wp-pv-claim from {group}-wp-pv-claim"),
+        ],
+        "each copy is provisioned from its member snapshot"
+    );
+    assert_clean(&server);
+}
+
+#[tokio::test]
+async fn without_the_group_api_each_volume_gets_its_own_snapshot() {
+    let log: Log = Arc::default();
+    let builder = TestServer::builder().without_group("groupsnapshot.storage.k8s.io");
+    let (server, _c, doc) = volume_flow_on(
+        builder,
+        false,
+        Vec::new(),
+        |s| record_snapshots(s, &log),
+        |_| {},
+    )
+    .await;
+    assert_eq!(doc.status, BackupStatus::Completed, "{:?}", doc.problems);
+    assert!(!doc.cluster.group_snapshots);
+    assert!(
+        doc.volumes
+            .iter()
+            .all(|v| v.snapshot.is_some() && v.group_snapshot.is_none() && v.warning.is_none()),
+        "{:?}",
+        doc.volumes
+    );
+    let snaps: Vec<_> = log
+        .lock()
+        .iter()
+        .filter(|l| l.starts_with("snapshot") || l.starts_with("group"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        snaps,
+        [
+            "snapshot cairn-run1-mysql-pv-claim",
+            "snapshot cairn-run1-wp-pv-claim"
+        ]
+    );
+    assert_clean(&server);
+}
+
+#[tokio::test]
+async fn a_failed_group_falls_back_to_one_snapshot_each_and_says_so() {
+    let log: Log = Arc::default();
+    let builder = TestServer::builder().reactor(groups_fail);
+    let (server, _c, doc) = volume_flow_on(
+        builder,
+        false,
+        Vec::new(),
+        |s| record_snapshots(s, &log),
+        |_| {},
+    )
+    .await;
+    assert_eq!(doc.status, BackupStatus::Completed, "{:?}", doc.problems);
+    for v in &doc.volumes {
+        assert!(v.snapshot.is_some() && v.group_snapshot.is_none(), "{v:?}");
+        let w = v.warning.as_deref().unwrap_or_default();
+        assert!(
+            w.contains("snapshotted on its own") && w.contains("CREATE_DELETE_GET_VOLUME_GROUP"),
+            "{w}"
+        );
+    }
+    assert_eq!(
+        log.lock()
+            .iter()
+            .filter(|l| l.starts_with("snapshot cairn-run1-"))
+            .count(),
+        2
+    );
+    assert_clean(&server);
+}
+
+#[tokio::test]
+async fn required_groups_that_fail_back_up_no_volume() {
+    let builder = TestServer::builder().reactor(groups_fail);
+    let (server, _c, doc) = volume_flow_on(
+        builder,
+        false,
+        Vec::new(),
+        |_| {},
+        |v| {
+            v.group_snapshots = GroupPolicy::Require;
+        },
+    )
+    .await;
+    assert_eq!(doc.status, BackupStatus::PartiallyFailed);
+    for v in &doc.volumes {
+        assert!(v.snapshot.is_none(), "{v:?}");
+        let e = v.error.as_deref().unwrap_or_default();
+        assert!(e.contains("group snapshots are required"), "{e}");
+    }
+    assert_eq!(doc.problems.len(), 2, "{:?}", doc.problems);
+    assert_clean(&server);
+}
+
+/// The wordpress application with its PVCs, a running MySQL pod for hooks, the snapshot,
+/// group snapshot and provisioner controllers and a mover controller; backs it up with
+/// `hooks`.
 async fn volume_flow_with(
     fail: bool,
     hooks: Vec<HookSpec>,
     setup: impl FnOnce(&TestServer),
 ) -> (TestServer, Cluster, cairn_kube::AppBackup) {
-    let server = TestServer::builder()
+    let builder = TestServer::builder().reactor(controllers::group_snapshotter);
+    volume_flow_on(builder, fail, hooks, setup, |_| {}).await
+}
+
+/// [`volume_flow_with`] on a server from `builder` (which gets the snapshot and provisioner
+/// controllers added), with `tune` applied to the volume options.
+async fn volume_flow_on(
+    builder: TestServerBuilder,
+    fail: bool,
+    hooks: Vec<HookSpec>,
+    setup: impl FnOnce(&TestServer),
+    tune: impl FnOnce(&mut VolumeOptions),
+) -> (TestServer, Cluster, cairn_kube::AppBackup) {
+    let server = builder
         .namespace("blog")
         .reactor(controllers::snapshotter)
         .reactor(controllers::provisioner)
@@ -520,6 +740,7 @@ async fn volume_flow_with(
     opts.hooks = hooks;
     let mut v = VolumeOptions::new("cairn:test", "repo", "run1");
     v.wait = quick();
+    tune(&mut v);
     opts.volumes = Some(v);
     let (_, doc) = backup(&c, &repo, &opts).await.unwrap();
     (server, c, doc)
@@ -537,18 +758,7 @@ async fn volumes_go_through_csi_snapshots_and_movers_and_are_cleaned_up() {
         "{:?}",
         doc.volumes
     );
-    assert!(
-        server
-            .list("snapshot.storage.k8s.io", "volumesnapshots")
-            .is_empty()
-    );
-    assert!(server.list("batch", "jobs").is_empty());
-    let pvcs: Vec<_> = server
-        .list("", "persistentvolumeclaims")
-        .iter()
-        .map(|p| p["metadata"]["name"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(pvcs, ["mysql-pv-claim", "wp-pv-claim"]);
+    assert_clean(&server);
 }
 
 #[tokio::test]
@@ -562,13 +772,7 @@ async fn a_failed_mover_makes_the_backup_partially_failed_and_still_cleans_up() 
         doc.problems
     );
     assert!(doc.volumes.iter().all(|v| v.snapshot.is_none()));
-    assert!(
-        server
-            .list("snapshot.storage.k8s.io", "volumesnapshots")
-            .is_empty()
-    );
-    assert!(server.list("batch", "jobs").is_empty());
-    assert_eq!(server.list("", "persistentvolumeclaims").len(), 2);
+    assert_clean(&server);
 }
 
 /// What happened, in order: execs in the pod and objects the backup created.
