@@ -130,15 +130,13 @@ pub const GROUP_MEMBER_LABEL: &str = "groupsnapshot.storage.kubernetes.io/volume
 /// [`GROUP_MEMBER_LABEL`], owned by the group, `spec.source.persistentVolumeClaimName`,
 /// `status.volumeGroupSnapshotName`, ready) with a content of its own; then the group is
 /// `readyToUse`. A group that selects no PVC gets `status.error`. Deleting a group deletes its
-/// members and contents (the garbage collector's and the snapshot-controller's part).
+/// content; the server's garbage collection deletes the members it owns, and [`snapshotter`]
+/// their contents.
 pub fn group_snapshotter(change: &Change<'_>) -> Vec<Action> {
     if !change.is("groupsnapshot.storage.k8s.io", "volumegroupsnapshots") {
         return Vec::new();
     }
-    let group = change.object;
-    let ns = change.namespace().unwrap_or_default();
-    let name = change.name();
-    let uid = str_at(group, "/metadata/uid").unwrap_or_default();
+    let uid = str_at(change.object, "/metadata/uid").unwrap_or_default();
     match change.kind {
         // The members went with their owner (garbage collection), their contents with them
         // ([`snapshotter`]).
@@ -148,112 +146,129 @@ pub fn group_snapshotter(change: &Change<'_>) -> Vec<Action> {
             namespace: None,
             name: format!("groupsnapcontent-{uid}"),
         }],
-        EventKind::Added => {
-            let Some(wanted) = group
-                .pointer("/spec/source/selector/matchLabels")
-                .and_then(Value::as_object)
-            else {
-                return vec![Action::patch_status(
-                    change,
-                    json!({"readyToUse": false, "error": {"message": "no selector"}}),
-                )];
-            };
-            let pvcs: Vec<&Value> = change
-                .view
-                .list("", "persistentvolumeclaims", Some(ns))
-                .into_iter()
-                .filter(|p| {
-                    wanted.iter().all(|(k, v)| {
-                        p.pointer("/metadata/labels")
-                            .and_then(|l| l.get(k))
-                            .is_some_and(|l| l == v)
-                    })
-                })
-                .collect();
-            if pvcs.is_empty() {
-                return vec![Action::patch_status(
-                    change,
-                    json!({"readyToUse": false,
-                           "error": {"message": "the selector matches no PersistentVolumeClaim"}}),
-                )];
-            }
-            let mut actions = vec![Action::Create {
-                group: "groupsnapshot.storage.k8s.io".into(),
-                resource: "volumegroupsnapshotcontents".into(),
-                namespace: None,
-                object: json!({
-                    "metadata": {"name": format!("groupsnapcontent-{uid}")},
-                    "spec": {
-                        "deletionPolicy": "Delete",
-                        "driver": DRIVER,
-                        "volumeGroupSnapshotRef": {"name": name, "namespace": ns, "uid": uid},
-                        "source": {"volumeHandles": pvcs.iter()
-                            .map(|p| str_at(p, "/spec/volumeName").unwrap_or_default())
-                            .collect::<Vec<_>>()},
-                    },
-                }),
-            }];
-            let api_version = format!("groupsnapshot.storage.k8s.io/{}", change.version);
-            for p in pvcs {
-                let pvc = str_at(p, "/metadata/name").unwrap_or_default();
-                let member = format!("{name}-{pvc}");
-                let content = format!("snapcontent-{uid}-{member}");
-                let size = str_at(p, "/spec/resources/requests/storage").unwrap_or("1Gi");
-                actions.push(Action::Create {
-                    group: "snapshot.storage.k8s.io".into(),
-                    resource: "volumesnapshotcontents".into(),
-                    namespace: None,
-                    object: json!({
-                        "metadata": {"name": content},
-                        "spec": {
-                            "deletionPolicy": "Delete",
-                            "driver": DRIVER,
-                            "volumeSnapshotRef": {"name": member, "namespace": ns},
-                            "source": {"volumeHandle": str_at(p, "/spec/volumeName").unwrap_or_default()},
-                        },
-                    }),
-                });
-                actions.push(Action::Create {
-                    group: "snapshot.storage.k8s.io".into(),
-                    resource: "volumesnapshots".into(),
-                    namespace: Some(ns.to_owned()),
-                    object: json!({
-                        "metadata": {
-                            "name": member,
-                            "labels": {GROUP_MEMBER_LABEL: name},
-                            "ownerReferences": [{"apiVersion": api_version,
-                                "kind": "VolumeGroupSnapshot", "name": name, "uid": uid}],
-                        },
-                        "spec": {"source": {"persistentVolumeClaimName": pvc}},
-                    }),
-                });
-                actions.push(Action::MergePatch {
-                    group: "snapshot.storage.k8s.io".into(),
-                    resource: "volumesnapshots".into(),
-                    namespace: Some(ns.to_owned()),
-                    name: member,
-                    patch: json!({"status": {
-                        "boundVolumeSnapshotContentName": content,
-                        "volumeGroupSnapshotName": name,
-                        "readyToUse": true,
-                        "creationTime": crate::object::now(),
-                        "restoreSize": size,
-                    }}),
-                    status: true,
-                });
-            }
-            actions.push(Action::patch_status(
-                change,
-                json!({
-                    "boundVolumeGroupSnapshotContentName": format!("groupsnapcontent-{uid}"),
-                    "creationTime": crate::object::now(),
-                    "readyToUse": true,
-                }),
-            ));
-            actions
-        }
+        EventKind::Added => cut_group(change),
         _ => Vec::new(),
     }
+}
+
+/// A new group: its content, its members, ready.
+fn cut_group(change: &Change<'_>) -> Vec<Action> {
+    let group = change.object;
+    let ns = change.namespace().unwrap_or_default();
+    let name = change.name();
+    let uid = str_at(group, "/metadata/uid").unwrap_or_default();
+    let Some(wanted) = group
+        .pointer("/spec/source/selector/matchLabels")
+        .and_then(Value::as_object)
+    else {
+        return vec![Action::patch_status(
+            change,
+            json!({"readyToUse": false, "error": {"message": "no selector"}}),
+        )];
+    };
+    let pvcs: Vec<&Value> = change
+        .view
+        .list("", "persistentvolumeclaims", Some(ns))
+        .into_iter()
+        .filter(|p| {
+            wanted.iter().all(|(k, v)| {
+                p.pointer("/metadata/labels")
+                    .and_then(|l| l.get(k))
+                    .is_some_and(|l| l == v)
+            })
+        })
+        .collect();
+    if pvcs.is_empty() {
+        return vec![Action::patch_status(
+            change,
+            json!({"readyToUse": false,
+                   "error": {"message": "the selector matches no PersistentVolumeClaim"}}),
+        )];
+    }
+    let mut actions = vec![Action::Create {
+        group: "groupsnapshot.storage.k8s.io".into(),
+        resource: "volumegroupsnapshotcontents".into(),
+        namespace: None,
+        object: json!({
+            "metadata": {"name": format!("groupsnapcontent-{uid}")},
+            "spec": {
+                "deletionPolicy": "Delete",
+                "driver": DRIVER,
+                "volumeGroupSnapshotRef": {"name": name, "namespace": ns, "uid": uid},
+                "source": {"volumeHandles": pvcs.iter()
+                    .map(|p| str_at(p, "/spec/volumeName").unwrap_or_default())
+                    .collect::<Vec<_>>()},
+            },
+        }),
+    }];
+    let api_version = format!("groupsnapshot.storage.k8s.io/{}", change.version);
+    for p in pvcs {
+        actions.extend(member(change, &api_version, p));
+    }
+    actions.push(Action::patch_status(
+        change,
+        json!({
+            "boundVolumeGroupSnapshotContentName": format!("groupsnapcontent-{uid}"),
+            "creationTime": crate::object::now(),
+            "readyToUse": true,
+        }),
+    ));
+    actions
+}
+
+/// The content, the member snapshot and its ready status for one PVC of a new group.
+fn member(change: &Change<'_>, api_version: &str, p: &Value) -> [Action; 3] {
+    let ns = change.namespace().unwrap_or_default();
+    let name = change.name();
+    let uid = str_at(change.object, "/metadata/uid").unwrap_or_default();
+    let pvc = str_at(p, "/metadata/name").unwrap_or_default();
+    let member = format!("{name}-{pvc}");
+    let content = format!("snapcontent-{uid}-{member}");
+    let size = str_at(p, "/spec/resources/requests/storage").unwrap_or("1Gi");
+    [
+        Action::Create {
+            group: "snapshot.storage.k8s.io".into(),
+            resource: "volumesnapshotcontents".into(),
+            namespace: None,
+            object: json!({
+                "metadata": {"name": content},
+                "spec": {
+                    "deletionPolicy": "Delete",
+                    "driver": DRIVER,
+                    "volumeSnapshotRef": {"name": member, "namespace": ns},
+                    "source": {"volumeHandle": str_at(p, "/spec/volumeName").unwrap_or_default()},
+                },
+            }),
+        },
+        Action::Create {
+            group: "snapshot.storage.k8s.io".into(),
+            resource: "volumesnapshots".into(),
+            namespace: Some(ns.to_owned()),
+            object: json!({
+                "metadata": {
+                    "name": member,
+                    "labels": {GROUP_MEMBER_LABEL: name},
+                    "ownerReferences": [{"apiVersion": api_version,
+                        "kind": "VolumeGroupSnapshot", "name": name, "uid": uid}],
+                },
+                "spec": {"source": {"persistentVolumeClaimName": pvc}},
+            }),
+        },
+        Action::MergePatch {
+            group: "snapshot.storage.k8s.io".into(),
+            resource: "volumesnapshots".into(),
+            namespace: Some(ns.to_owned()),
+            name: member,
+            patch: json!({"status": {
+                "boundVolumeSnapshotContentName": content,
+                "volumeGroupSnapshotName": name,
+                "readyToUse": true,
+                "creationTime": crate::object::now(),
+                "restoreSize": size,
+            }}),
+            status: true,
+        },
+    ]
 }
 
 /// The PV provisioner and binder: a new PVC without `spec.volumeName` gets a PV

@@ -52,11 +52,11 @@ pub struct Group {
 }
 
 /// Splits PVCs into groups and singles. A PVC whose PV or driver is unknown (unbound, not
-/// CSI) is a single. Pure: `pvs` is every PersistentVolume the PVCs may be bound to.
-pub fn plan(pvcs: &[Value], pvs: &[Value]) -> (Vec<Group>, Vec<usize>) {
+/// CSI) is a single. Pure: `volumes` is every PersistentVolume the PVCs may be bound to.
+pub fn plan(pvcs: &[Value], volumes: &[Value]) -> (Vec<Group>, Vec<usize>) {
     let driver_of = |pvc: &Value| -> Option<&str> {
         let pv_name = str_at(pvc, &["spec", "volumeName"]).filter(|s| !s.is_empty())?;
-        let pv = pvs
+        let pv = volumes
             .iter()
             .find(|p| str_at(p, &["metadata", "name"]) == Some(pv_name))?;
         str_at(pv, &["spec", "csi", "driver"])
@@ -297,7 +297,7 @@ mod tests {
             pvc("a", "nfs", Some("pv5")),
             pvc("a", "wal", Some("pv6")),
         ];
-        let pvs = [
+        let volumes = [
             pv("pv1", Some("ebs")),
             pv("pv2", Some("ebs")),
             pv("pv3", Some("efs")),
@@ -305,7 +305,7 @@ mod tests {
             pv("pv5", None),
             pv("pv6", Some("ebs")),
         ];
-        let (groups, singles) = plan(&pvcs, &pvs);
+        let (groups, singles) = plan(&pvcs, &volumes);
         assert_eq!(
             groups,
             [Group {

@@ -181,83 +181,27 @@ pub async fn take_snapshots(cluster: &Cluster, pvcs: &[Value], opts: &VolumeOpti
         return taken;
     }
     let api = group::api_version(cluster);
-    let grouping = match opts.group_snapshots {
-        GroupPolicy::Off => false,
-        GroupPolicy::Auto => api.is_some(),
-        GroupPolicy::Require => true,
-    };
-    let (groups, mut singles) = if !grouping {
-        (Vec::new(), (0..pvcs.len()).collect())
-    } else {
-        match cluster.list_kind("v1", "PersistentVolume", None).await {
-            Ok(pvs) => group::plan(pvcs, &pvs),
-            Err(e) if opts.group_snapshots == GroupPolicy::Require => {
-                let reason = error_chain(&e);
-                for r in &mut taken.each {
-                    *r = Err(Error::Failed {
-                        what: "group snapshots".into(),
-                        reason: format!(
-                            "group snapshots are required, but the PVs cannot be read: {reason}"
-                        ),
-                    });
-                }
-                return taken;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read PVs; no group snapshots");
-                (Vec::new(), (0..pvcs.len()).collect())
-            }
+    let Some((groups, mut singles)) = plan_groups(cluster, pvcs, opts, api.is_some()).await else {
+        // Grouping is required but cannot be planned: nothing is cut.
+        let reason = "group snapshots are required, but the PVs cannot be read";
+        for r in &mut taken.each {
+            *r = Err(Error::Failed {
+                what: "group snapshots".into(),
+                reason: reason.into(),
+            });
         }
+        return taken;
     };
     for (n, g) in groups.iter().enumerate() {
         let outcome = match &api {
-            Some(api) => {
-                let name = object_name(&["cairn", &opts.run_id, "group", &n.to_string()]);
-                let req = group::Request {
-                    api_version: api,
-                    name: &name,
-                    class: opts.group_snapshot_class.as_deref(),
-                    run: &opts.run_id,
-                    wait: opts.wait,
-                };
-                let members: Vec<&Value> = g.members.iter().map(|&i| &pvcs[i]).collect();
-                let key = group::key(&req, &g.namespace);
-                match group::take(cluster, &req, &members).await {
-                    Ok(found) => {
-                        taken.groups.push(key);
-                        Ok((name, found))
-                    }
-                    Err(e) => {
-                        cleanup(cluster, &[&key]).await;
-                        Err(format!(
-                            "the VolumeGroupSnapshot failed: {}",
-                            error_chain(&e)
-                        ))
-                    }
-                }
-            }
+            Some(api) => take_group(cluster, pvcs, g, n, api, opts, &mut taken).await,
             None => Err(format!(
                 "the cluster serves no {}/v1beta1 or later",
                 group::API_GROUP
             )),
         };
         match outcome {
-            Ok((name, found)) => {
-                for &i in &g.members {
-                    let pvc_name = str_at(&pvcs[i], &["metadata", "name"]).unwrap_or_default();
-                    taken.each[i] = match found.get(pvc_name) {
-                        Some(m) => Ok(Some(Snapshot {
-                            key: m.key.clone(),
-                            size: size_for(&pvcs[i], m.restore_size.as_deref()),
-                            group: Some(name.clone()),
-                        })),
-                        None => Err(Error::Failed {
-                            what: format!("PVC {pvc_name}"),
-                            reason: "not in its group snapshot".into(),
-                        }),
-                    };
-                }
-            }
+            Ok(()) => {}
             Err(reason) if opts.group_snapshots == GroupPolicy::Require => {
                 for &i in &g.members {
                     taken.each[i] = Err(Error::Failed {
@@ -289,6 +233,85 @@ pub async fn take_snapshots(cluster: &Cluster, pvcs: &[Value], opts: &VolumeOpti
         taken.each[i] = r;
     }
     taken
+}
+
+/// Which PVCs to cut together (`group::plan`) and which alone, per the policy. `None` when
+/// groups are required but the PVs (hence the drivers) cannot be read.
+async fn plan_groups(
+    cluster: &Cluster,
+    pvcs: &[Value],
+    opts: &VolumeOptions,
+    served: bool,
+) -> Option<(Vec<group::Group>, Vec<usize>)> {
+    let all_single = || (Vec::new(), (0..pvcs.len()).collect());
+    let wanted = match opts.group_snapshots {
+        GroupPolicy::Auto => served,
+        GroupPolicy::Require => true,
+        _ => false,
+    };
+    if !wanted {
+        return Some(all_single());
+    }
+    match cluster.list_kind("v1", "PersistentVolume", None).await {
+        Ok(volumes) => Some(group::plan(pvcs, &volumes)),
+        Err(e) if opts.group_snapshots == GroupPolicy::Require => {
+            tracing::error!(error = %e, "cannot read PVs for group snapshots");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read PVs; no group snapshots");
+            Some(all_single())
+        }
+    }
+}
+
+/// Cuts group `g` (the `n`th of this run) and records its members in `taken`; on failure
+/// deletes what was made and returns why.
+async fn take_group(
+    cluster: &Cluster,
+    pvcs: &[Value],
+    g: &group::Group,
+    n: usize,
+    api: &str,
+    opts: &VolumeOptions,
+    taken: &mut Taken,
+) -> std::result::Result<(), String> {
+    let name = object_name(&["cairn", &opts.run_id, "group", &n.to_string()]);
+    let req = group::Request {
+        api_version: api,
+        name: &name,
+        class: opts.group_snapshot_class.as_deref(),
+        run: &opts.run_id,
+        wait: opts.wait,
+    };
+    let members: Vec<&Value> = g.members.iter().map(|&i| &pvcs[i]).collect();
+    let key = group::key(&req, &g.namespace);
+    let found = match group::take(cluster, &req, &members).await {
+        Ok(found) => found,
+        Err(e) => {
+            cleanup(cluster, &[&key]).await;
+            return Err(format!(
+                "the VolumeGroupSnapshot failed: {}",
+                error_chain(&e)
+            ));
+        }
+    };
+    taken.groups.push(key);
+    for &i in &g.members {
+        let pvc_name = str_at(&pvcs[i], &["metadata", "name"]).unwrap_or_default();
+        taken.each[i] = match found.get(pvc_name) {
+            Some(m) => Ok(Some(Snapshot {
+                key: m.key.clone(),
+                size: size_for(&pvcs[i], m.restore_size.as_deref()),
+                group: Some(name.clone()),
+            })),
+            None => Err(Error::Failed {
+                what: format!("PVC {pvc_name}"),
+                reason: "not in its group snapshot".into(),
+            }),
+        };
+    }
+    Ok(())
 }
 
 /// The size of a PVC provisioned from a snapshot of `pvc`.

@@ -526,10 +526,10 @@ fn record_snapshots(server: &TestServer, log: &Log) {
                 l.lock().push(format!("group {name} {sel}"));
             } else if ch.is("snapshot.storage.k8s.io", "volumesnapshots") {
                 l.lock().push(format!("snapshot {name}"));
-            } else if ch.is("", "persistentvolumeclaims") {
-                if let Some(src) = ch.object["spec"]["dataSource"]["name"].as_str() {
-                    l.lock().push(format!("pvc {name} from {src}"));
-                }
+            } else if ch.is("", "persistentvolumeclaims")
+                && let Some(src) = ch.object["spec"]["dataSource"]["name"].as_str()
+            {
+                l.lock().push(format!("pvc {name} from {src}"));
             }
         }
         Vec::<Action>::new()
