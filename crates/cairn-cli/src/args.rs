@@ -458,6 +458,11 @@ pub(crate) struct AppBackupArgs {
     /// see docs/kubernetes.md).
     #[arg(long = "hooks", value_name = "FILE")]
     pub(crate) hooks: Option<PathBuf>,
+    /// Save this PVC as a logical dump made in the pod that mounts it, instead of its
+    /// blocks: NS/PVC=mariadb|postgresql[@CONTAINER] (repeatable). Restored by loading it
+    /// into the restored database.
+    #[arg(long = "dump", value_name = "NS/PVC=RECIPE")]
+    pub(crate) dumps: Vec<cairn_kube::dump::DumpSpec>,
     #[command(flatten)]
     pub(crate) mover: MoverArgs,
 }

@@ -344,6 +344,15 @@ pub(crate) fn exec(
     Ok(res)
 }
 
+/// Aborts the handler's task when the session ends early (the client went away).
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 fn frame(channel: u8, data: &[u8]) -> Message {
     let mut frame = Vec::with_capacity(data.len() + 1);
     frame.push(channel);
@@ -361,20 +370,29 @@ where
     let (err_tx, mut err_rx) = mpsc::channel::<Bytes>(16);
     let command = request.command.clone();
     let mut in_tx = request.stdin.then_some(in_tx);
-    let run = handler.exec(
-        request,
-        ExecIo {
-            stdin: in_rx,
-            stdout: out_tx,
-            stderr: err_tx,
-        },
-    );
+    // The handler runs on a task of its own: while this loop waits to hand it a stdin frame
+    // (the channel is bounded), the handler must go on draining that channel.
+    let run = tokio::spawn(async move {
+        handler
+            .exec(
+                request,
+                ExecIo {
+                    stdin: in_rx,
+                    stdout: out_tx,
+                    stderr: err_tx,
+                },
+            )
+            .await
+    });
+    let _abort = AbortOnDrop(run.abort_handle());
     tokio::pin!(run);
     let mut result = None;
     let (mut out_open, mut err_open, mut source_open) = (true, true, true);
     while result.is_none() || out_open || err_open {
         tokio::select! {
-            r = &mut run, if result.is_none() => result = Some(r),
+            r = &mut run, if result.is_none() => {
+                result = Some(r.unwrap_or_else(|e| ExecResult::failed(format!("exec handler failed: {e}"))));
+            }
             chunk = out_rx.recv(), if out_open => match chunk {
                 Some(chunk) => {
                     if sink.send(frame(1, &chunk)).await.is_err() { return; }

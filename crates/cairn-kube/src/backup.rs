@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::cluster::Cluster;
 use crate::collect::collect;
 use crate::document::{AppBackup, VolumeBackup, VolumeMethod};
+use crate::dump::{DumpSpec, backup_dump};
 use crate::error::{Error, Result};
 use crate::hooks::{HookExecutor, HookReport, HookSpec, KubeExecutor, StepOutcome, run_around};
 use crate::object::str_at;
@@ -34,6 +35,8 @@ pub struct AppBackupOptions {
     pub hooks: Vec<HookSpec>,
     /// Where hooks run; `None`: in the pods, through the cluster's exec API.
     pub executor: Option<Arc<dyn HookExecutor>>,
+    /// PVCs saved as logical dumps instead (after the hooks' window; `crate::dump`).
+    pub dumps: Vec<DumpSpec>,
 }
 
 impl std::fmt::Debug for AppBackupOptions {
@@ -43,6 +46,7 @@ impl std::fmt::Debug for AppBackupOptions {
             .field("selection", &self.selection)
             .field("volumes", &self.volumes)
             .field("hooks", &self.hooks)
+            .field("dumps", &self.dumps)
             .finish_non_exhaustive()
     }
 }
@@ -56,6 +60,7 @@ impl AppBackupOptions {
             volumes: None,
             hooks: Vec::new(),
             executor: None,
+            dumps: Vec::new(),
         }
     }
 }
@@ -78,7 +83,7 @@ pub async fn backup(
     doc.cluster = found.cluster;
     doc.dependencies = found.dependencies;
     doc.skipped = found.skipped;
-    let pvcs: Vec<Value> = found
+    let all_pvcs: Vec<Value> = found
         .resources
         .iter()
         .filter(|o| {
@@ -87,6 +92,7 @@ pub async fn backup(
         })
         .cloned()
         .collect();
+    let (dumped, pvcs) = split_dumps(&opts.dumps, all_pvcs)?;
     let unsaved = || -> Vec<VolumeBackup> {
         pvcs.iter()
             .map(|p| volume_record(p, VolumeMethod::None))
@@ -112,6 +118,8 @@ pub async fn backup(
         None => (unsaved(), None),
     };
     doc.volumes = volumes;
+    doc.volumes
+        .extend(run_dumps(cluster, repo, opts, &dumped).await);
     doc.volumes
         .sort_by(|a, b| (&a.namespace, &a.pvc).cmp(&(&b.namespace, &b.pvc)));
     let failures: Vec<(String, String)> = doc
@@ -144,6 +152,58 @@ pub async fn backup(
     doc.finished = jiff::Timestamp::now();
     let id = store::save(repo, &doc).await?;
     Ok((id, doc))
+}
+
+/// PVCs saved as dumps, each with its spec.
+type Dumped = Vec<(Value, DumpSpec)>;
+
+/// Splits the PVCs into those saved as dumps (with their spec) and the rest.
+///
+/// # Errors
+/// `Invalid` when a dump names a PVC the selection does not hold.
+fn split_dumps(dumps: &[DumpSpec], pvcs: Vec<Value>) -> Result<(Dumped, Vec<Value>)> {
+    let dump_of = |pvc: &Value| {
+        dumps.iter().find(|d| {
+            str_at(pvc, &["metadata", "namespace"]) == Some(d.namespace.as_str())
+                && str_at(pvc, &["metadata", "name"]) == Some(d.pvc.as_str())
+        })
+    };
+    for d in dumps {
+        if !pvcs.iter().any(|p| dump_of(p) == Some(d)) {
+            return Err(Error::invalid(
+                format!("dump of {}/{}", d.namespace, d.pvc),
+                "the selection holds no such PersistentVolumeClaim",
+            ));
+        }
+    }
+    let mut dumped = Vec::new();
+    let mut rest = Vec::new();
+    for p in pvcs {
+        match dump_of(&p).cloned() {
+            Some(d) => dumped.push((p, d)),
+            None => rest.push(p),
+        }
+    }
+    Ok((dumped, rest))
+}
+
+/// The dumps, one at a time, after the hooks' window (a dump is consistent by itself).
+async fn run_dumps(
+    cluster: &Cluster,
+    repo: &Arc<Repository>,
+    opts: &AppBackupOptions,
+    dumped: &[(Value, DumpSpec)],
+) -> Vec<VolumeBackup> {
+    let wait = opts.volumes.as_ref().map(|v| v.wait).unwrap_or_default();
+    let mut tags = vec![crate::store::APP_TAG.to_owned() + "-volume"];
+    if let Some(v) = &opts.volumes {
+        tags.push(format!("cairn-run={}", v.run_id));
+    }
+    let mut out = Vec::new();
+    for (pvc, spec) in dumped {
+        out.push(backup_dump(cluster, repo, &opts.name, pvc, spec, &tags, wait).await);
+    }
+    out
 }
 
 fn executor(cluster: &Cluster, opts: &AppBackupOptions) -> Arc<dyn HookExecutor> {

@@ -112,9 +112,23 @@ pub struct VolumeBackup {
     /// so this volume was cut on its own).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
+    /// For a logical dump: the tool that made it, to load it with on restore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dump: Option<DumpInfo>,
     /// Why the data is missing, if it is.
     #[serde(default)]
     pub error: Option<String>,
+}
+
+/// How a logical dump was made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DumpInfo {
+    /// `mariadb` or `postgresql`.
+    pub recipe: String,
+    /// The container it ran in, if one was named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
 }
 
 /// One failed item of a `PartiallyFailed` backup.

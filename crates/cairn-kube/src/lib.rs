@@ -14,6 +14,7 @@ pub mod backup;
 pub mod cluster;
 pub mod collect;
 pub mod document;
+pub mod dump;
 pub mod error;
 pub mod group;
 pub mod hooks;

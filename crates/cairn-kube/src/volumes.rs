@@ -421,6 +421,7 @@ pub(crate) fn volume_record(pvc: &Value, method: VolumeMethod) -> VolumeBackup {
         snapshot: None,
         group_snapshot: None,
         warning: None,
+        dump: None,
         error: None,
     }
 }
@@ -570,7 +571,11 @@ pub async fn restore_volumes(
     namespace_map: &std::collections::BTreeMap<String, String>,
     opts: &VolumeOptions,
 ) -> Vec<(String, String)> {
+    // Logical dumps are loaded by `crate::dump` into the running database instead.
     let jobs = volumes.iter().filter_map(|v| {
+        if v.method == VolumeMethod::Dump {
+            return None;
+        }
         let snap = v.snapshot.clone()?;
         let ns = namespace_map
             .get(&v.namespace)

@@ -96,6 +96,7 @@ async fn backup(
     let cluster = connect().await?;
     let mut opts = AppBackupOptions::new(&a.name, sel);
     opts.hooks = hooks;
+    opts.dumps.clone_from(&a.dumps);
     if a.with_data {
         opts.volumes = Some(volume_options(&a.mover, a.pod_copy)?);
     }
@@ -220,6 +221,10 @@ async fn restore(
             // failure is reported and the application is not left silently stopped.
             cairn_kube::restore::release_workloads(&cluster, &report.held).await?;
         }
+        // Dumps load into the running database, so they come once its workload runs.
+        data_errors.extend(
+            cairn_kube::dump::restore_dumps(&cluster, &repo, &doc.volumes, ns_map, vo.wait).await,
+        );
     }
     if printer.json {
         printer.json(&serde_json::json!({"schema": JSON_SCHEMA, "backup": id, "report": report, "dataErrors": data_errors}))?;
@@ -251,7 +256,12 @@ async fn restore_production(
 ) -> Vec<(String, String)> {
     let mut errors = Vec::new();
     let mut by_ns: BTreeMap<String, Vec<_>> = BTreeMap::new();
-    for v in doc.volumes.iter().filter(|v| v.snapshot.is_some()) {
+    // Dumps are loaded into the running database afterwards, not written under it.
+    for v in doc
+        .volumes
+        .iter()
+        .filter(|v| v.snapshot.is_some() && v.method != VolumeMethod::Dump)
+    {
         let ns = ns_map
             .get(&v.namespace)
             .cloned()
@@ -366,6 +376,9 @@ async fn describe(
             "  {}/{} ({}, {:?}{group}): {state}",
             v.namespace, v.pvc, v.volume_mode, v.method
         ))?;
+        if let Some(d) = &v.dump {
+            printer.line(&format!("    dump made with {}", d.recipe))?;
+        }
         if let Some(w) = &v.warning {
             printer.line(&format!("    warning: {w}"))?;
         }

@@ -13,6 +13,7 @@
 )]
 
 mod databases;
+mod dumps;
 mod fixtures;
 mod manifests;
 mod server;

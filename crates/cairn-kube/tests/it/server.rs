@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_kube::backup::{AppBackupOptions, backup};
-use cairn_kube::document::BackupStatus;
+use cairn_kube::document::{BackupStatus, VolumeMethod};
+use cairn_kube::dump::restore_dumps;
 use cairn_kube::group::{GROUP_LABEL, GroupPolicy};
 use cairn_kube::hooks::{HookSpec, OnError, PodSelector};
 use cairn_kube::object::ObjectKey;
@@ -480,6 +481,26 @@ async fn volume_flow(fail: bool) -> (TestServer, Cluster, cairn_kube::AppBackup)
     volume_flow_with(fail, Vec::new(), |_| {}).await
 }
 
+/// A Running MySQL pod in `ns` that mounts `mysql-pv-claim` in its `mysql` container.
+async fn running_db_pod(c: &Cluster, ns: &str) {
+    let pod = c
+        .create(&json!({"apiVersion":"v1","kind":"Pod",
+            "metadata":{"name":"mysql-0","namespace":ns,"labels":{"app":"wordpress","tier":"mysql"}},
+            "spec":{
+                "volumes":[{"name":"data","persistentVolumeClaim":{"claimName":"mysql-pv-claim"}}],
+                "containers":[{"name":"exporter","image":"exporter:1"},
+                    {"name":"mysql","image":"mysql:8",
+                     "volumeMounts":[{"name":"data","mountPath":"/var/lib/mysql"}]}]}}))
+        .await
+        .unwrap();
+    c.merge_patch_status(
+        &ObjectKey::of(&pod).unwrap(),
+        &json!({"status":{"phase":"Running"}}),
+    )
+    .await
+    .unwrap();
+}
+
 /// Nothing a backup creates is left behind: no snapshots of either kind, no contents, no
 /// Jobs, no temporary PVCs, no group label on the application's PVCs.
 fn assert_clean(server: &TestServer) {
@@ -674,8 +695,8 @@ async fn required_groups_that_fail_back_up_no_volume() {
         false,
         Vec::new(),
         |_| {},
-        |v| {
-            v.group_snapshots = GroupPolicy::Require;
+        |o| {
+            o.volumes.as_mut().unwrap().group_snapshots = GroupPolicy::Require;
         },
     )
     .await;
@@ -708,8 +729,20 @@ async fn volume_flow_on(
     fail: bool,
     hooks: Vec<HookSpec>,
     setup: impl FnOnce(&TestServer),
-    tune: impl FnOnce(&mut VolumeOptions),
+    tune: impl FnOnce(&mut AppBackupOptions),
 ) -> (TestServer, Cluster, cairn_kube::AppBackup) {
+    let (server, c, doc, _) = volume_flow_repo(builder, fail, hooks, setup, tune).await;
+    (server, c, doc)
+}
+
+/// [`volume_flow_on`], also returning the repository.
+async fn volume_flow_repo(
+    builder: TestServerBuilder,
+    fail: bool,
+    hooks: Vec<HookSpec>,
+    setup: impl FnOnce(&TestServer),
+    tune: impl FnOnce(&mut AppBackupOptions),
+) -> (TestServer, Cluster, cairn_kube::AppBackup, Arc<Repository>) {
     let server = builder
         .namespace("blog")
         .reactor(controllers::snapshotter)
@@ -721,18 +754,7 @@ async fn volume_flow_on(
     for o in wordpress("blog") {
         c.create(&o).await.unwrap();
     }
-    let pod = c
-        .create(&json!({"apiVersion":"v1","kind":"Pod",
-            "metadata":{"name":"mysql-0","namespace":"blog","labels":{"app":"wordpress","tier":"mysql"}},
-            "spec":{"containers":[{"name":"mysql","image":"mysql:8"}]}}))
-        .await
-        .unwrap();
-    c.merge_patch_status(
-        &ObjectKey::of(&pod).unwrap(),
-        &json!({"status":{"phase":"Running"}}),
-    )
-    .await
-    .unwrap();
+    running_db_pod(&c, "blog").await;
     setup(&server);
     let repo = repo().await;
     mover_controller(&server, server.client(), repo.clone(), fail);
@@ -740,10 +762,10 @@ async fn volume_flow_on(
     opts.hooks = hooks;
     let mut v = VolumeOptions::new("cairn:test", "repo", "run1");
     v.wait = quick();
-    tune(&mut v);
     opts.volumes = Some(v);
+    tune(&mut opts);
     let (_, doc) = backup(&c, &repo, &opts).await.unwrap();
-    (server, c, doc)
+    (server, c, doc, repo)
 }
 
 #[tokio::test]
@@ -899,4 +921,157 @@ async fn a_failed_hook_that_may_continue_is_recorded_and_the_backup_goes_on() {
     assert_eq!(log.lock().iter().filter(|e| *e == "job").count(), 2);
     assert_eq!(doc.problems.len(), 1, "{:?}", doc.problems);
     assert_eq!(doc.hooks[0]["exitCode"], 3);
+}
+
+/// What the simulated `mariadb-dump` prints.
+const DUMP: &str = "-- MariaDB dump\nCREATE TABLE t (x int);\nINSERT INTO t VALUES (1);\n";
+
+/// Plays MariaDB in the pod: the dump script prints [`DUMP`] (or fails like a refused login
+/// when `refuse` is set); the load script keeps its stdin in `loaded` (or fails on a syntax
+/// error when `refuse` is set). Records the container each ran in.
+fn mariadb_exec(server: &TestServer, refuse: bool, loaded: &Log) {
+    let l = loaded.clone();
+    server.on_exec(move |r: &ExecRequest, stdin: &[u8]| {
+        let script = r.command.last().cloned().unwrap_or_default();
+        l.lock().push(format!("exec in {}", r.container));
+        if script.contains("mariadb-dump") {
+            if refuse {
+                return ExecOutput::new(
+                    2,
+                    "-- MariaDB dump\nCREATE TA",
+                    "mysqldump: Got error: 1045: Access denied for user 'root'@'localhost'",
+                );
+            }
+            return ExecOutput::new(0, DUMP, "");
+        }
+        if refuse {
+            return ExecOutput::new(
+                1,
+                "",
+                "ERROR 1064 (42000) at line 2: You have an error in your SQL syntax",
+            );
+        }
+        l.lock().push(String::from_utf8_lossy(stdin).into_owned());
+        ExecOutput::new(0, "", "")
+    });
+}
+
+#[tokio::test]
+async fn a_dump_is_saved_from_the_pod_and_loaded_into_the_restored_one() {
+    let log: Log = Arc::default();
+    let (_server, _c, doc, repo) = volume_flow_repo(
+        TestServer::builder(),
+        false,
+        Vec::new(),
+        |s| mariadb_exec(s, false, &log),
+        |o| o.dumps = vec!["blog/mysql-pv-claim=mariadb".parse().unwrap()],
+    )
+    .await;
+    assert_eq!(doc.status, BackupStatus::Completed, "{:?}", doc.problems);
+    let db = doc
+        .volumes
+        .iter()
+        .find(|v| v.pvc == "mysql-pv-claim")
+        .unwrap();
+    assert_eq!(db.method, VolumeMethod::Dump);
+    assert_eq!(db.dump.as_ref().unwrap().recipe, "mariadb");
+    assert!(db.snapshot.is_some(), "{db:?}");
+    let wp = doc.volumes.iter().find(|v| v.pvc == "wp-pv-claim").unwrap();
+    assert_eq!(
+        wp.method,
+        VolumeMethod::CsiSnapshot,
+        "the other PVC still goes through a snapshot"
+    );
+    assert_eq!(
+        log.lock().clone(),
+        ["exec in mysql"],
+        "dumped in the container that mounts the PVC"
+    );
+
+    // Restore into another cluster: the database pod runs there; the dump is loaded into it,
+    // and no mover writes the dump's bytes over the volume.
+    let target = TestServer::builder()
+        .namespace("blog")
+        .reactor(controllers::jobs_succeed)
+        .start()
+        .await
+        .unwrap();
+    let c2 = Cluster::connect(target.client()).await.unwrap();
+    running_db_pod(&c2, "blog").await;
+    let loaded: Log = Arc::default();
+    mariadb_exec(&target, false, &loaded);
+    let map = std::collections::BTreeMap::new();
+    let mut v = VolumeOptions::new("cairn:test", "repo", "run2");
+    v.wait = quick();
+    let jobs: Log = Arc::default();
+    let j = jobs.clone();
+    target.add_reactor(move |ch: &Change<'_>| {
+        if ch.kind == EventKind::Added && ch.is("batch", "jobs") {
+            j.lock().push(ch.name().to_owned());
+        }
+        Vec::<Action>::new()
+    });
+    let failed = cairn_kube::volumes::restore_volumes(&c2, &doc.volumes, &map, &v).await;
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(jobs.lock().clone(), ["cairn-restore-run2-wp-pv-claim"]);
+    let failed = restore_dumps(&c2, &repo, &doc.volumes, &map, quick()).await;
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(loaded.lock().clone(), ["exec in mysql", DUMP]);
+
+    // A load the database refuses is an error that names the database's complaint.
+    let refused: Log = Arc::default();
+    mariadb_exec(&target, true, &refused);
+    let failed = restore_dumps(&c2, &repo, &doc.volumes, &map, quick()).await;
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].0, "blog/mysql-pv-claim");
+    assert!(failed[0].1.contains("ERROR 1064"), "{failed:?}");
+}
+
+#[tokio::test]
+async fn a_failed_dump_is_not_saved_and_the_backup_says_why() {
+    let log: Log = Arc::default();
+    let (_server, _c, doc, repo) = volume_flow_repo(
+        TestServer::builder(),
+        false,
+        Vec::new(),
+        |s| mariadb_exec(s, true, &log),
+        |o| o.dumps = vec!["blog/mysql-pv-claim=mariadb".parse().unwrap()],
+    )
+    .await;
+    assert_eq!(doc.status, BackupStatus::PartiallyFailed);
+    let db = doc
+        .volumes
+        .iter()
+        .find(|v| v.pvc == "mysql-pv-claim")
+        .unwrap();
+    assert!(db.snapshot.is_none(), "{db:?}");
+    let err = db.error.as_deref().unwrap_or_default();
+    assert!(err.contains("Access denied"), "{err}");
+    // The partial output was never committed.
+    let mut f = cairn_repo::SnapshotFilter::default();
+    f.sources = vec![cairn_kube::volumes::volume_identity(
+        "blog",
+        "blog",
+        "mysql-pv-claim",
+    )];
+    assert!(repo.snapshots(&f).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_dump_of_a_pvc_outside_the_selection_is_refused_before_anything_runs() {
+    let server = TestServer::builder()
+        .namespace("blog")
+        .start()
+        .await
+        .unwrap();
+    let c = Cluster::connect(server.client()).await.unwrap();
+    for o in wordpress("blog") {
+        c.create(&o).await.unwrap();
+    }
+    let repo = repo().await;
+    let mut opts = AppBackupOptions::new("blog", selection(&["blog"]));
+    opts.dumps = vec!["blog/nope=postgresql".parse().unwrap()];
+    let err = backup(&c, &repo, &opts).await.unwrap_err().to_string();
+    assert!(err.contains("blog/nope"), "{err}");
+    assert!(store::list(&repo, None).await.unwrap().is_empty());
 }
