@@ -19,6 +19,7 @@ use crate::store;
 use crate::volumes::{
     VolumeOptions, backup_volumes, move_volumes, not_backed_up, take_snapshots, volume_record,
 };
+use crate::wait::WaitPolicy;
 
 /// Options of an application backup.
 #[derive(Clone)]
@@ -37,6 +38,8 @@ pub struct AppBackupOptions {
     pub executor: Option<Arc<dyn HookExecutor>>,
     /// PVCs saved as logical dumps instead (after the hooks' window; `crate::dump`).
     pub dumps: Vec<DumpSpec>,
+    /// How long a dump waits for a running pod that mounts its PVC.
+    pub dump_wait: WaitPolicy,
 }
 
 impl std::fmt::Debug for AppBackupOptions {
@@ -61,6 +64,7 @@ impl AppBackupOptions {
             hooks: Vec::new(),
             executor: None,
             dumps: Vec::new(),
+            dump_wait: WaitPolicy::default(),
         }
     }
 }
@@ -194,7 +198,7 @@ async fn run_dumps(
     opts: &AppBackupOptions,
     dumped: &[(Value, DumpSpec)],
 ) -> Vec<VolumeBackup> {
-    let wait = opts.volumes.as_ref().map(|v| v.wait).unwrap_or_default();
+    let wait = opts.dump_wait;
     let mut tags = vec![crate::store::APP_TAG.to_owned() + "-volume"];
     if let Some(v) = &opts.volumes {
         tags.push(format!("cairn-run={}", v.run_id));

@@ -17,7 +17,7 @@ use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::mover::RUN_LABEL;
 use crate::object::{ObjectKey, at, str_at};
-use crate::wait::{self, WaitPolicy};
+use crate::wait::WaitPolicy;
 
 /// The API group of VolumeGroupSnapshots.
 pub const API_GROUP: &str = "groupsnapshot.storage.k8s.io";
@@ -207,7 +207,7 @@ pub async fn take(
         }
         let spec = group_snapshot_spec(req.api_version, name, namespace, req.class, req.run);
         cluster.create(&spec).await?;
-        wait_ready(cluster, &key(req, namespace), policy).await
+        crate::volumes::wait_snapshot_ready(cluster, &key(req, namespace), policy).await
     }
     .await;
     // The label selected the PVCs when the group was cut; it must not outlive that.
@@ -245,27 +245,6 @@ pub async fn take(
         );
     }
     Ok(out)
-}
-
-/// Waits until a VolumeGroupSnapshot is `readyToUse`; returns it.
-async fn wait_ready(cluster: &Cluster, key: &ObjectKey, policy: WaitPolicy) -> Result<Value> {
-    wait::until(&format!("{key} to be ready"), policy, || async {
-        let Some(g) = cluster.get(key).await? else {
-            return Err(Error::Failed {
-                what: key.to_string(),
-                reason: "the group snapshot disappeared".into(),
-            });
-        };
-        if let Some(msg) = str_at(&g, &["status", "error", "message"]) {
-            return Err(Error::Failed {
-                what: key.to_string(),
-                reason: msg.to_owned(),
-            });
-        }
-        let ready = at(&g, &["status", "readyToUse"]).and_then(Value::as_bool) == Some(true);
-        Ok(ready.then_some(g))
-    })
-    .await
 }
 
 #[cfg(test)]

@@ -516,7 +516,8 @@ async fn from_snapshot(
     result
 }
 
-/// Waits until a VolumeSnapshot is `readyToUse`; returns it.
+/// Waits until a VolumeSnapshot (or a VolumeGroupSnapshot: the same status fields) is
+/// `readyToUse`; returns it.
 ///
 /// # Errors
 /// `Failed` when the snapshot reports an error, `Timeout`, `Kube`.

@@ -97,6 +97,10 @@ async fn backup(
     let mut opts = AppBackupOptions::new(&a.name, sel);
     opts.hooks = hooks;
     opts.dumps.clone_from(&a.dumps);
+    opts.dump_wait = WaitPolicy {
+        timeout: Duration::from_secs(a.mover.timeout_secs),
+        interval: Duration::from_secs(1),
+    };
     if a.with_data {
         opts.volumes = Some(volume_options(&a.mover, a.pod_copy)?);
     }

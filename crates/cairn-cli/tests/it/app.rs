@@ -3,8 +3,9 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 
-use cairn_kube_testserver::TestServer;
+use cairn_kube_testserver::{Action, Change, EventKind, ExecOutput, ExecRequest, TestServer};
 use serde_json::{Value, json};
 
 use crate::common::{TestContext, json, run, snapshot_ids, write};
@@ -181,4 +182,122 @@ async fn a_malformed_hooks_file_fails_before_anything_runs() {
         "nothing was created in the cluster"
     );
     assert!(snapshot_ids(&ctx).is_empty());
+}
+
+/// A cluster whose namespace `shop` has the PVC `data` and a Running pod `db-0` mounting it,
+/// whose exec plays PostgreSQL's tools: `pg_dumpall` prints `dump`, and what `psql` reads is
+/// kept in `loaded`.
+async fn db_cluster(dump: &'static str, loaded: Arc<Mutex<Vec<u8>>>) -> TestServer {
+    let server = TestServer::builder()
+        .namespace("shop")
+        .exec(move |r: &ExecRequest, stdin: &[u8]| -> ExecOutput {
+            let script = r.command.last().cloned().unwrap_or_default();
+            if script.contains("pg_dumpall") {
+                return ExecOutput::new(0, dump, "");
+            }
+            loaded.lock().unwrap().extend_from_slice(stdin);
+            ExecOutput::new(0, "", "ERROR:  role \"postgres\" already exists\n")
+        })
+        // The kubelet: a pod runs as soon as it exists.
+        .reactor(|ch: &Change<'_>| {
+            if ch.kind == EventKind::Added && ch.is("", "pods") {
+                vec![Action::patch_status(ch, json!({"phase": "Running"}))]
+            } else {
+                Vec::new()
+            }
+        })
+        .start()
+        .await
+        .unwrap();
+    server
+        .create_typed(json!({"apiVersion":"v1","kind":"PersistentVolumeClaim",
+            "metadata":{"name":"data","namespace":"shop"},
+            "spec":{"accessModes":["ReadWriteOnce"],"resources":{"requests":{"storage":"1Gi"}}}}))
+        .unwrap();
+    server
+        .create_typed(json!({"apiVersion":"v1","kind":"Pod",
+            "metadata":{"name":"db-0","namespace":"shop"},
+            "spec":{"volumes":[{"name":"d","persistentVolumeClaim":{"claimName":"data"}}],
+                "containers":[{"name":"postgres","image":"postgres:17",
+                    "volumeMounts":[{"name":"d","mountPath":"/var/lib/postgresql/data"}]}]}}))
+        .unwrap();
+    server
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dumped_pvc_is_described_and_loaded_into_the_restored_database() {
+    const DUMP: &str = "--\n-- PostgreSQL database cluster dump\n--\nCREATE TABLE t (x int);\n";
+    let src = db_cluster(DUMP, Arc::default()).await;
+    let ctx = TestContext::new();
+    ctx.init();
+    let src_cfg = kubeconfig(&ctx, &src, "src");
+    let bad = cairn(
+        &ctx,
+        &src_cfg,
+        &[
+            "app",
+            "backup",
+            "shop",
+            "-n",
+            "shop",
+            "--dump",
+            "shop/data=oracle",
+        ],
+    )
+    .await;
+    let err = String::from_utf8_lossy(&bad.stderr).into_owned();
+    assert_eq!(bad.status.code(), Some(2), "{err}");
+    assert!(err.contains("unknown recipe \"oracle\""), "{err}");
+
+    let out = cairn(
+        &ctx,
+        &src_cfg,
+        &[
+            "app",
+            "backup",
+            "shop",
+            "-n",
+            "shop",
+            "--dump",
+            "shop/data=postgresql",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let doc = json(&out);
+    assert_eq!(doc["volumes"][0]["method"], "dump", "{doc}");
+    assert_eq!(doc["volumes"][0]["dump"]["recipe"], "postgresql", "{doc}");
+    let out = cairn(&ctx, &src_cfg, &["app", "describe", "shop"]).await;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("shop/data (Filesystem, Dump): snapshot")
+            && text.contains("dump made with postgresql"),
+        "{text}"
+    );
+
+    let loaded = Arc::<Mutex<Vec<u8>>>::default();
+    let dst = db_cluster("", loaded.clone()).await;
+    let dst_cfg = kubeconfig(&ctx, &dst, "dst");
+    let out = cairn(
+        &ctx,
+        &dst_cfg,
+        &[
+            "app",
+            "restore",
+            "shop",
+            "--with-data",
+            "--repo-secret",
+            "repo",
+            "--timeout",
+            "30",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&loaded.lock().unwrap()), DUMP);
+    assert!(
+        dst.list("batch", "jobs").is_empty(),
+        "no mover writes over a dumped PVC"
+    );
 }

@@ -9,7 +9,7 @@ use cairn_kube::hooks::{Phase, Recipe, postgres_backup_label, quiesce};
 
 use crate::support::{
     Server, backup, chown_to_db_user, db_command, free_port, recipe_hook, repository, restore, run,
-    run_ok, scratch, server_env, tempdir, unique,
+    run_ok, scratch, server_env, start_mariadb, tempdir, unique,
 };
 
 fn mariadb(host: &str, port: &str, sql: &str) -> Command {
@@ -105,21 +105,7 @@ async fn mariadb_recipe_blocks_writes_and_its_copy_passes_check_table() {
     let restored = tmp.path().join("restored");
     restore(&repo, &snap, &restored).await;
     chown_to_db_user(&restored);
-    let run_dir = scratch(tmp.path(), "run");
-    let port2 = free_port().to_string();
-    let mut cmd = db_command("mariadbd");
-    cmd.arg("--no-defaults")
-        .arg(format!("--datadir={}", restored.display()))
-        .arg(format!("--socket={}", run_dir.join("sock").display()))
-        .arg(format!("--pid-file={}", run_dir.join("pid").display()))
-        .arg(format!("--port={port2}"))
-        .args(["--bind-address=127.0.0.1", "--skip-grant-tables"]);
-    let mut server = Server::start(cmd, &tmp.path().join("mariadbd.log"));
-    server.wait_ready(|| {
-        run(&mut mariadb("127.0.0.1", &port2, "SELECT 1"))
-            .status
-            .success()
-    });
+    let (_server, port2) = start_mariadb(&restored, tmp.path());
     let check = run_ok(&mut mariadb(
         "127.0.0.1",
         &port2,

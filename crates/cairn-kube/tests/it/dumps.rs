@@ -23,7 +23,7 @@ use serde_json::json;
 
 use crate::support::{
     Server, chown_to_db_user, db_command, free_port, repository, run, run_ok, scratch, server_env,
-    tempdir, unique,
+    start_mariadb, tempdir, unique,
 };
 
 /// Runs exec'd commands on this machine with `env` added: the "pod" of one cluster, whose
@@ -134,23 +134,13 @@ async fn a_mariadb_dump_loads_into_a_new_server_with_the_same_rows() {
 
     // A new, empty server: the restored cluster's database.
     let data = scratch(tmp.path(), "mariadb2");
-    let run_dir = scratch(tmp.path(), "run");
     let install = run(db_command("mariadb-install-db")
         .arg("--no-defaults")
         .arg(format!("--datadir={}", data.display()))
         .args(["--auth-root-authentication-method=normal", "--skip-test-db"]));
     assert!(install.status.success(), "{install:?}");
     chown_to_db_user(&data);
-    let port2 = free_port().to_string();
-    let mut cmd = db_command("mariadbd");
-    cmd.arg("--no-defaults")
-        .arg(format!("--datadir={}", data.display()))
-        .arg(format!("--socket={}", run_dir.join("sock").display()))
-        .arg(format!("--pid-file={}", run_dir.join("pid").display()))
-        .arg(format!("--port={port2}"))
-        .args(["--bind-address=127.0.0.1", "--skip-grant-tables"]);
-    let mut server = Server::start(cmd, &tmp.path().join("mariadbd2.log"));
-    server.wait_ready(|| run(&mut mariadb(&port2, "SELECT 1")).status.success());
+    let (_server, port2) = start_mariadb(&data, tmp.path());
 
     let (_dst, c2) = cluster(&[("MYSQL_HOST", "127.0.0.1"), ("MYSQL_TCP_PORT", &port2)]).await;
     let failed = restore_dumps(&c2, &repo, &volumes, &BTreeMap::new(), patient()).await;

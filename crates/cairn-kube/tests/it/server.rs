@@ -956,17 +956,26 @@ fn mariadb_exec(server: &TestServer, refuse: bool, loaded: &Log) {
     });
 }
 
-#[tokio::test]
-async fn a_dump_is_saved_from_the_pod_and_loaded_into_the_restored_one() {
-    let log: Log = Arc::default();
-    let (_server, _c, doc, repo) = volume_flow_repo(
+/// The volume flow with `mysql-pv-claim` saved as a MariaDB dump ([`mariadb_exec`]).
+async fn dump_flow(
+    refuse: bool,
+    log: &Log,
+) -> (cairn_kube::AppBackup, Arc<Repository>, TestServer) {
+    let (server, _c, doc, repo) = volume_flow_repo(
         TestServer::builder(),
         false,
         Vec::new(),
-        |s| mariadb_exec(s, false, &log),
+        |s| mariadb_exec(s, refuse, log),
         |o| o.dumps = vec!["blog/mysql-pv-claim=mariadb".parse().unwrap()],
     )
     .await;
+    (doc, repo, server)
+}
+
+#[tokio::test]
+async fn a_dump_is_saved_from_the_pod_and_loaded_into_the_restored_one() {
+    let log: Log = Arc::default();
+    let (doc, repo, _server) = dump_flow(false, &log).await;
     assert_eq!(doc.status, BackupStatus::Completed, "{:?}", doc.problems);
     let db = doc
         .volumes
@@ -1030,14 +1039,7 @@ async fn a_dump_is_saved_from_the_pod_and_loaded_into_the_restored_one() {
 #[tokio::test]
 async fn a_failed_dump_is_not_saved_and_the_backup_says_why() {
     let log: Log = Arc::default();
-    let (_server, _c, doc, repo) = volume_flow_repo(
-        TestServer::builder(),
-        false,
-        Vec::new(),
-        |s| mariadb_exec(s, true, &log),
-        |o| o.dumps = vec!["blog/mysql-pv-claim=mariadb".parse().unwrap()],
-    )
-    .await;
+    let (doc, repo, _server) = dump_flow(true, &log).await;
     assert_eq!(doc.status, BackupStatus::PartiallyFailed);
     let db = doc
         .volumes

@@ -227,3 +227,34 @@ pub(crate) fn recipe_hook(
     }
     (Arc::new(LocalExecutor::new()), h)
 }
+
+/// Starts `mariadbd` on `data` (which the database user owns) on a free loopback port,
+/// without grant tables, logging under `dir`; returns it once it answers, and its port.
+pub(crate) fn start_mariadb(data: &Path, dir: &Path) -> (Server, String) {
+    let run_dir = scratch(dir, "mariadb-run");
+    let port = free_port().to_string();
+    let mut cmd = db_command("mariadbd");
+    cmd.arg("--no-defaults")
+        .arg(format!("--datadir={}", data.display()))
+        .arg(format!("--socket={}", run_dir.join("sock").display()))
+        .arg(format!("--pid-file={}", run_dir.join("pid").display()))
+        .arg(format!("--port={port}"))
+        .args(["--bind-address=127.0.0.1", "--skip-grant-tables"]);
+    let mut server = Server::start(cmd, &dir.join("mariadbd.log"));
+    server.wait_ready(|| {
+        run(Command::new("mariadb")
+            .args([
+                "--no-defaults",
+                "-h",
+                "127.0.0.1",
+                "-P",
+                &port,
+                "-u",
+                "root",
+            ])
+            .args(["-e", "SELECT 1"]))
+        .status
+        .success()
+    });
+    (server, port)
+}
