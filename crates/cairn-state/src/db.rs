@@ -77,11 +77,22 @@ impl StateDb {
         let conn = Connection::open(&path).map_err(db_err("opening"))?;
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(db_err("setting the busy timeout"))?;
-        // Switching to WAL needs a moment of exclusive access; the busy timeout covers a
-        // concurrent opener. The mode is persistent, so later opens find it set.
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(db_err("enabling the write-ahead log"))?;
+        // Switching to WAL needs a moment of exclusive access. SQLite answers BUSY at once,
+        // without the busy handler, when a concurrent opener holds a lock it cannot wait for
+        // (two processes creating the file together), so this retries until the busy timeout.
+        // The mode is persistent, so later opens find it set.
+        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+        let mode: String = loop {
+            match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)) {
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                r => break r.map_err(db_err("enabling the write-ahead log"))?,
+            }
+        };
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(path = %path.display(), mode, "state database is not in WAL mode");
         }
