@@ -49,6 +49,8 @@ db_as "$CAIRN_TEST_PG_BIN/postgres" -D "$CAIRN_TEST_PG_DATA" -p "$CAIRN_TEST_PG_
   -c fsync=off >"$DB_ROOT/pg.log" 2>&1 &
 CI_PIDS+=($!)
 db_wait PostgreSQL "$CAIRN_TEST_PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$CAIRN_TEST_PG_PORT"
+# runuser does not pass a TERM on to the server: stop the server itself too.
+CI_PIDS+=("$(head -n 1 "$CAIRN_TEST_PG_DATA/postmaster.pid")")
 export CAIRN_TEST_PG_DATA CAIRN_TEST_PG_PORT CAIRN_TEST_PG_HOST=127.0.0.1 CAIRN_TEST_PG_USER=postgres
 
 # MariaDB: a fresh datadir without grant tables (any client is root), loopback only.
@@ -61,6 +63,7 @@ db_as mariadbd --no-defaults --datadir="$CAIRN_TEST_MARIADB_DATA" --socket="$DB_
   --pid-file="$DB_ROOT/mariadb.pid" >"$DB_ROOT/mariadb.log" 2>&1 &
 CI_PIDS+=($!)
 db_wait MariaDB mariadb --no-defaults -h 127.0.0.1 -P "$CAIRN_TEST_MARIADB_PORT" -u root -e 'SELECT 1'
+CI_PIDS+=("$(cat "$DB_ROOT/mariadb.pid")")
 export CAIRN_TEST_MARIADB_DATA CAIRN_TEST_MARIADB_PORT CAIRN_TEST_MARIADB_HOST=127.0.0.1 CAIRN_TEST_MARIADB_USER=root
 
 # Redis: a private dir for dump.rdb, no periodic saves (the test asks for one).
@@ -72,4 +75,5 @@ db_as redis-server --bind 127.0.0.1 --port "$CAIRN_TEST_REDIS_PORT" --dir "$CAIR
   --save '' --appendonly no --daemonize no >"$DB_ROOT/redis.log" 2>&1 &
 CI_PIDS+=($!)
 db_wait Redis redis-cli -h 127.0.0.1 -p "$CAIRN_TEST_REDIS_PORT" PING
+CI_PIDS+=("$(redis-cli -h 127.0.0.1 -p "$CAIRN_TEST_REDIS_PORT" INFO server | sed -n 's/^process_id:\([0-9]*\).*/\1/p')")
 export CAIRN_TEST_REDIS_DIR CAIRN_TEST_REDIS_PORT CAIRN_TEST_REDIS_HOST=127.0.0.1

@@ -407,13 +407,14 @@ pub async fn backup_stream<R: Read + Send + 'static>(
     );
     let p2 = progress.clone();
     let cancel2 = cancel.clone();
+    let stream = name.to_owned();
     let result = cpu(move || -> Result<(Vec<Extent>, u64)> {
         let mut chunker = StreamChunker::new(reader, cdc);
         let mut extents = Vec::new();
         let mut total = 0u64;
         while let Some(chunk) = chunker
             .next_chunk()
-            .map_err(|e| Error::io("read", "standard input", e))?
+            .map_err(|e| Error::io("read the stream", &stream, e))?
         {
             if cancel2.is_cancelled() {
                 return Err(Error::Interrupted);

@@ -1048,7 +1048,8 @@ async fn a_failed_dump_is_not_saved_and_the_backup_says_why() {
         .unwrap();
     assert!(db.snapshot.is_none(), "{db:?}");
     let err = db.error.as_deref().unwrap_or_default();
-    assert!(err.contains("Access denied"), "{err}");
+    assert_eq!(err.matches("Access denied").count(), 1, "said once: {err}");
+    assert!(err.contains("read the stream mariadb-dump.sql"), "{err}");
     // The partial output was never committed.
     let mut f = cairn_repo::SnapshotFilter::default();
     f.sources = vec![cairn_kube::volumes::volume_identity(
