@@ -209,25 +209,44 @@ async fn restore(
         }
         return Ok(ExitStatus::Success);
     }
+    // Movers (and their --repo-secret) only for volumes saved as blocks or files; checked
+    // before anything is created.
+    let movers = a.with_data
+        && doc
+            .volumes
+            .iter()
+            .any(|v| v.snapshot.is_some() && v.method != VolumeMethod::Dump);
+    let vo = if movers {
+        Some(volume_options(&a.mover, false)?)
+    } else {
+        None
+    };
     let mut cluster = connect().await?;
     let report = cairn_kube::restore::apply(&mut cluster, &doc, plan, &opts).await?;
     let mut data_errors = Vec::new();
     if a.with_data {
-        let vo = volume_options(&a.mover, false)?;
         let ns_map = &opts.transforms.namespace_map;
         if a.to_production {
-            data_errors.extend(restore_production(&cluster, &doc, ns_map, &vo).await);
+            if let Some(vo) = &vo {
+                data_errors.extend(restore_production(&cluster, &doc, ns_map, vo).await);
+            }
         } else {
-            data_errors.extend(
-                cairn_kube::volumes::restore_volumes(&cluster, &doc.volumes, ns_map, &vo).await,
-            );
+            if let Some(vo) = &vo {
+                data_errors.extend(
+                    cairn_kube::volumes::restore_volumes(&cluster, &doc.volumes, ns_map, vo).await,
+                );
+            }
             // Workloads start once their data is in place, even if some volume failed: the
             // failure is reported and the application is not left silently stopped.
             cairn_kube::restore::release_workloads(&cluster, &report.held).await?;
         }
         // Dumps load into the running database, so they come once its workload runs.
+        let wait = WaitPolicy {
+            timeout: Duration::from_secs(a.mover.timeout_secs),
+            interval: Duration::from_secs(1),
+        };
         data_errors.extend(
-            cairn_kube::dump::restore_dumps(&cluster, &repo, &doc.volumes, ns_map, vo.wait).await,
+            cairn_kube::dump::restore_dumps(&cluster, &repo, &doc.volumes, ns_map, wait).await,
         );
     }
     if printer.json {
