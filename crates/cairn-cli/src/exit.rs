@@ -60,22 +60,9 @@ pub(crate) fn is_interrupted(err: &anyhow::Error) -> bool {
         .any(|c| matches!(c.downcast_ref::<RepoError>(), Some(RepoError::Interrupted)))
 }
 
-/// The error and its causes, `: `-separated like `{err:#}`, but without a cause whose text
-/// its parent's message already ends with (errors that both print and expose their source
-/// read "stat x: No such file or directory: No such file or directory" otherwise).
+/// The error and its causes, as [`cairn_repo::error_message`] words them.
 pub(crate) fn message(err: &anyhow::Error) -> String {
-    let mut msg = String::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if msg.ends_with(&text) {
-            continue;
-        }
-        if !msg.is_empty() {
-            msg.push_str(": ");
-        }
-        msg.push_str(&text);
-    }
-    msg
+    cairn_repo::error_message(err.as_ref())
 }
 
 #[cfg(test)]

@@ -20,10 +20,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use crate::cluster::Cluster;
 use crate::document::{DumpInfo, VolumeBackup, VolumeMethod};
 use crate::error::{Error, Result};
+use crate::hooks::{MARIADB_PASSWORD, PG_CREDENTIALS, exit_code};
 use crate::object::{at, str_at};
-use crate::restore::error_chain;
 use crate::volumes::{volume_identity, volume_record};
 use crate::wait::{self, WaitPolicy};
+use cairn_repo::error_message;
 
 /// The database tool a dump uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,23 +40,16 @@ pub enum DumpRecipe {
 }
 
 /// Shell prelude: the MariaDB connection from the container's environment, as the hook
-/// recipes read it, in `"$@"`: user `CAIRN_MYSQL_USER` (default root), `MYSQL_HOST` and
-/// `MYSQL_TCP_PORT` if set (passed as options: the dump tool does not read them), password
-/// `MYSQL_PWD`, else the images' `MARIADB_ROOT_PASSWORD` / `MYSQL_ROOT_PASSWORD`.
-const MYSQL_ENV: &str = r#"set -e
-p="${MYSQL_PWD:-${MARIADB_ROOT_PASSWORD:-${MYSQL_ROOT_PASSWORD:-}}}"
-if [ -n "$p" ]; then export MYSQL_PWD="$p"; else unset MYSQL_PWD; fi
-set -- --user="${CAIRN_MYSQL_USER:-root}"
-if [ -n "${MYSQL_HOST:-}" ]; then set -- "$@" --host="$MYSQL_HOST"; fi
-if [ -n "${MYSQL_TCP_PORT:-}" ]; then set -- "$@" --port="$MYSQL_TCP_PORT"; fi
-"#;
-
-/// Shell prelude: the PostgreSQL connection from the libpq variables, defaulting user and
-/// password to the image's `POSTGRES_USER` and `POSTGRES_PASSWORD`.
-const PG_ENV: &str = r#"set -e
-export PGUSER="${PGUSER:-${POSTGRES_USER:-postgres}}"
-if [ -z "${PGPASSWORD:-}" ] && [ -n "${POSTGRES_PASSWORD:-}" ]; then export PGPASSWORD="$POSTGRES_PASSWORD"; fi
-"#;
+/// recipe reads it ([`MARIADB_PASSWORD`]), in `"$@"`: user `CAIRN_MYSQL_USER` (default root),
+/// and `MYSQL_HOST` and `MYSQL_TCP_PORT` if set, passed as options because the dump tool does
+/// not read them.
+fn mysql_env() -> String {
+    format!(
+        "set -e\n{MARIADB_PASSWORD}set -- --user=\"${{CAIRN_MYSQL_USER:-root}}\"\n\
+         if [ -n \"${{MYSQL_HOST:-}}\" ]; then set -- \"$@\" --host=\"$MYSQL_HOST\"; fi\n\
+         if [ -n \"${{MYSQL_TCP_PORT:-}}\" ]; then set -- \"$@\" --port=\"$MYSQL_TCP_PORT\"; fi\n"
+    )
+}
 
 impl DumpRecipe {
     /// The name recorded with the backup (`mariadb`, `postgresql`).
@@ -79,12 +73,13 @@ impl DumpRecipe {
     pub fn dump_script(self) -> String {
         match self {
             Self::MariaDb => format!(
-                "{MYSQL_ENV}c=$(command -v mariadb-dump || command -v mysqldump) || \
+                "{}c=$(command -v mariadb-dump || command -v mysqldump) || \
                  {{ echo 'no mariadb-dump or mysqldump in this container' >&2; exit 127; }}\n\
                  exec \"$c\" \"$@\" --all-databases --single-transaction --routines --events \
-                 --triggers --hex-blob"
+                 --triggers --hex-blob",
+                mysql_env()
             ),
-            Self::PostgreSql => format!("{PG_ENV}exec pg_dumpall"),
+            Self::PostgreSql => format!("set -e\n{PG_CREDENTIALS}exec pg_dumpall"),
         }
     }
 
@@ -92,13 +87,14 @@ impl DumpRecipe {
     pub fn load_script(self) -> String {
         match self {
             Self::MariaDb => format!(
-                "{MYSQL_ENV}c=$(command -v mariadb || command -v mysql) || \
+                "{}c=$(command -v mariadb || command -v mysql) || \
                  {{ echo 'no mariadb or mysql client in this container' >&2; exit 127; }}\n\
-                 exec \"$c\" \"$@\""
+                 exec \"$c\" \"$@\"",
+                mysql_env()
             ),
             // Without ON_ERROR_STOP, as pg_dumpall's output expects (its CREATE ROLE of the
             // bootstrap user always fails on a new server); `judge_load` reads the errors.
-            Self::PostgreSql => format!("{PG_ENV}exec psql -X -q -d postgres"),
+            Self::PostgreSql => format!("set -e\n{PG_CREDENTIALS}exec psql -X -q -d postgres"),
         }
     }
 
@@ -264,8 +260,7 @@ fn judge_exit(
     status: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Status>,
     stderr: &str,
 ) -> std::result::Result<(), String> {
-    let ok = status.is_some_and(|s| s.status.as_deref() == Some("Success"));
-    if ok {
+    if status.and_then(exit_code) == Some(0) {
         return Ok(());
     }
     let why = status
@@ -337,7 +332,7 @@ pub async fn backup_dump(
     });
     match dump_into(cluster, repo, app, spec, tags, policy).await {
         Ok(id) => out.snapshot = Some(id),
-        Err(e) => out.error = Some(error_chain(&e)),
+        Err(e) => out.error = Some(error_message(&e)),
     }
     out
 }
@@ -513,13 +508,13 @@ pub async fn restore_dumps(
             )),
         };
         if let Err(e) = r {
-            failed.push((format!("{ns}/{}", v.pvc), error_chain(&e)));
+            failed.push((format!("{ns}/{}", v.pvc), error_message(&e)));
         }
     }
     failed
 }
 
-/// Restores the one file of a stream snapshot (by id) to `file`.
+/// Restores the dump snapshot `id` to `file`.
 async fn read_snapshot(repo: &Arc<Repository>, id: &str, file: &std::path::Path) -> Result<()> {
     let all = repo
         .snapshots(&SnapshotFilter::default())
@@ -529,25 +524,7 @@ async fn read_snapshot(repo: &Arc<Repository>, id: &str, file: &std::path::Path)
         .into_iter()
         .find(|(sid, _)| sid.to_hex() == id)
         .ok_or_else(|| Error::NotFound(format!("dump snapshot {id}")))?;
-    let outcome = cairn_repo::restore(
-        repo,
-        &snap,
-        &sid.to_hex(),
-        "",
-        file,
-        &cairn_repo::RestoreOptions::default(),
-        Arc::new(NoProgress),
-        CancellationToken::new(),
-    )
-    .await
-    .map_err(|e| Error::repo(format!("reading dump {}", sid.short()), e))?;
-    if let Some(e) = outcome.errors.first() {
-        return Err(Error::Failed {
-            what: format!("dump snapshot {}", sid.short()),
-            reason: e.clone(),
-        });
-    }
-    Ok(())
+    crate::store::restore_stream_file(repo, &sid, &snap, file).await
 }
 
 #[cfg(test)]

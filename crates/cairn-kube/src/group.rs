@@ -181,16 +181,12 @@ pub fn key(req: &Request<'_>, namespace: &str) -> ObjectKey {
 
 /// Cuts `pvcs` (one namespace) at one instant as the group `req.name`: labels them, creates the
 /// VolumeGroupSnapshot, waits until it is ready, removes the labels (also on failure), and
-/// returns the member snapshot of each PVC by name. The caller deletes the group ([`key`]),
-/// which deletes the members, when done with them, or at once on an error.
+/// returns the member snapshot of each PVC, in the order of `pvcs`. The caller deletes the
+/// group ([`key`]), which deletes the members, when done with them, or at once on an error.
 ///
 /// # Errors
 /// `Failed` (the group reports an error, or lacks a member for a PVC), `Timeout`, `Kube`.
-pub async fn take(
-    cluster: &Cluster,
-    req: &Request<'_>,
-    pvcs: &[&Value],
-) -> Result<BTreeMap<String, Member>> {
+pub async fn take(cluster: &Cluster, req: &Request<'_>, pvcs: &[&Value]) -> Result<Vec<Member>> {
     let (name, policy) = (req.name, req.wait);
     let namespace = pvcs
         .first()
@@ -226,23 +222,21 @@ pub async fn take(
         )
         .await?;
     let found = members(&group, &snapshots);
-    let mut out = BTreeMap::new();
-    for k in &pvc_keys {
-        let Some(s) = found.get(&k.name) else {
+    let mut out = Vec::with_capacity(pvcs.len());
+    for p in pvcs {
+        let pvc = str_at(p, &["metadata", "name"]).unwrap_or_default();
+        let Some(s) = found.get(pvc) else {
             return Err(Error::Failed {
                 what: format!("VolumeGroupSnapshot {namespace}/{name}"),
-                reason: format!("the group holds no snapshot of PVC {}", k.name),
+                reason: format!("the group holds no snapshot of PVC {pvc}"),
             });
         };
         let key = crate::cluster::key_of(s)?;
         let ready = crate::volumes::wait_snapshot_ready(cluster, &key, policy).await?;
-        out.insert(
-            k.name.clone(),
-            Member {
-                key,
-                restore_size: str_at(&ready, &["status", "restoreSize"]).map(str::to_owned),
-            },
-        );
+        out.push(Member {
+            key,
+            restore_size: str_at(&ready, &["status", "restoreSize"]).map(str::to_owned),
+        });
     }
     Ok(out)
 }

@@ -43,7 +43,9 @@ pub use exec::{
     Session,
 };
 pub use kube::KubeExecutor;
+pub(crate) use kube::exit_code;
 pub use local::LocalExecutor;
+pub(crate) use recipes::{MARIADB_PASSWORD, PG_CREDENTIALS};
 pub use recipes::{READY_MARKER, Recipe, postgres_backup_label};
 pub use run::{
     HookRecord, HookReport, Phase, Quiesced, StepOutcome, quiesce, run_around, validate,

@@ -202,7 +202,7 @@ pub async fn apply(
             }
             Err(e) => {
                 tracing::warn!(object = %key, error = %e, "restore of object failed");
-                report.failed.push((key, error_chain(&e)));
+                report.failed.push((key, cairn_repo::error_message(&e)));
             }
         }
     }
@@ -213,22 +213,6 @@ pub async fn apply(
         rollback(cluster, doc, &plan, opts, &mut report).await?;
     }
     Ok(report)
-}
-
-/// An error and its sources on one line.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        // Some errors print their source in their own message too: say it once.
-        let text = c.to_string();
-        if !s.contains(&text) {
-            s.push_str(": ");
-            s.push_str(&text);
-        }
-        cur = c.source();
-    }
-    s
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

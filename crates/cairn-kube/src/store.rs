@@ -88,21 +88,41 @@ pub async fn load(repo: &Arc<Repository>, reference: &str) -> Result<(Id, AppBac
         source: e,
     })?;
     let target = dir.path().join(FILE_NAME);
-    cairn_repo::restore(
-        repo,
-        &snap,
-        &id.to_hex(),
-        "",
-        &target,
-        &RestoreOptions::default(),
-        Arc::new(NoProgress),
-        CancellationToken::new(),
-    )
-    .await
-    .map_err(|e| Error::repo(format!("reading application backup {}", id.short()), e))?;
+    restore_stream_file(repo, &id, &snap, &target).await?;
     let bytes = fs_err::read(&target).map_err(|e| Error::Io {
         what: format!("reading the restored {FILE_NAME}"),
         source: e,
     })?;
     Ok((id, AppBackup::from_bytes(&bytes)?))
+}
+
+/// Restores the one file of the stream snapshot `snap` (id `id`) to `target`.
+///
+/// # Errors
+/// `Repo`; `Failed` when the file came out damaged (restore removed it).
+pub(crate) async fn restore_stream_file(
+    repo: &Arc<Repository>,
+    id: &Id,
+    snap: &Snapshot,
+    target: &std::path::Path,
+) -> Result<()> {
+    let outcome = cairn_repo::restore(
+        repo,
+        snap,
+        &id.to_hex(),
+        "",
+        target,
+        &RestoreOptions::default(),
+        Arc::new(NoProgress),
+        CancellationToken::new(),
+    )
+    .await
+    .map_err(|e| Error::repo(format!("reading snapshot {}", id.short()), e))?;
+    match outcome.errors.first() {
+        Some(e) => Err(Error::Failed {
+            what: format!("snapshot {}", id.short()),
+            reason: e.clone(),
+        }),
+        None => Ok(()),
+    }
 }

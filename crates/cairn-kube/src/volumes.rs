@@ -18,8 +18,8 @@ use crate::error::{Error, Result};
 use crate::group::{self, GroupPolicy};
 use crate::mover::{Direction, MoverSpec, RUN_LABEL, VolumeMode, run_job};
 use crate::object::{ObjectKey, at, str_at};
-use crate::restore::error_chain;
 use crate::wait::{self, WaitPolicy};
+use cairn_repo::error_message;
 
 /// Options of the volume step.
 #[derive(Debug, Clone)]
@@ -181,16 +181,18 @@ pub async fn take_snapshots(cluster: &Cluster, pvcs: &[Value], opts: &VolumeOpti
         return taken;
     }
     let api = group::api_version(cluster);
-    let Some((groups, mut singles)) = plan_groups(cluster, pvcs, opts, api.is_some()).await else {
-        // Grouping is required but cannot be planned: nothing is cut.
-        let reason = "group snapshots are required, but the PVs cannot be read";
-        for r in &mut taken.each {
-            *r = Err(Error::Failed {
-                what: "group snapshots".into(),
-                reason: reason.into(),
-            });
+    let (groups, mut singles) = match plan_groups(cluster, pvcs, opts, api.is_some()).await {
+        Ok(plan) => plan,
+        Err(reason) => {
+            // Grouping is required but cannot be planned: nothing is cut.
+            for r in &mut taken.each {
+                *r = Err(Error::Failed {
+                    what: "group snapshots".into(),
+                    reason: reason.clone(),
+                });
+            }
+            return taken;
         }
-        return taken;
     };
     for (n, g) in groups.iter().enumerate() {
         let outcome = match &api {
@@ -235,14 +237,14 @@ pub async fn take_snapshots(cluster: &Cluster, pvcs: &[Value], opts: &VolumeOpti
     taken
 }
 
-/// Which PVCs to cut together (`group::plan`) and which alone, per the policy. `None` when
+/// Which PVCs to cut together (`group::plan`) and which alone, per the policy; why not, when
 /// groups are required but the PVs (hence the drivers) cannot be read.
 async fn plan_groups(
     cluster: &Cluster,
     pvcs: &[Value],
     opts: &VolumeOptions,
     served: bool,
-) -> Option<(Vec<group::Group>, Vec<usize>)> {
+) -> std::result::Result<(Vec<group::Group>, Vec<usize>), String> {
     let all_single = || (Vec::new(), (0..pvcs.len()).collect());
     let wanted = match opts.group_snapshots {
         GroupPolicy::Auto => served,
@@ -250,17 +252,17 @@ async fn plan_groups(
         _ => false,
     };
     if !wanted {
-        return Some(all_single());
+        return Ok(all_single());
     }
     match cluster.list_kind("v1", "PersistentVolume", None).await {
-        Ok(volumes) => Some(group::plan(pvcs, &volumes)),
-        Err(e) if opts.group_snapshots == GroupPolicy::Require => {
-            tracing::error!(error = %e, "cannot read PVs for group snapshots");
-            None
-        }
+        Ok(volumes) => Ok(group::plan(pvcs, &volumes)),
+        Err(e) if opts.group_snapshots == GroupPolicy::Require => Err(format!(
+            "group snapshots are required, but the PVs cannot be read: {}",
+            error_message(&e)
+        )),
         Err(e) => {
             tracing::warn!(error = %e, "cannot read PVs; no group snapshots");
-            Some(all_single())
+            Ok(all_single())
         }
     }
 }
@@ -292,24 +294,17 @@ async fn take_group(
             cleanup(cluster, &[&key]).await;
             return Err(format!(
                 "the VolumeGroupSnapshot failed: {}",
-                error_chain(&e)
+                error_message(&e)
             ));
         }
     };
     taken.groups.push(key);
-    for &i in &g.members {
-        let pvc_name = str_at(&pvcs[i], &["metadata", "name"]).unwrap_or_default();
-        taken.each[i] = match found.get(pvc_name) {
-            Some(m) => Ok(Some(Snapshot {
-                key: m.key.clone(),
-                size: size_for(&pvcs[i], m.restore_size.as_deref()),
-                group: Some(name.clone()),
-            })),
-            None => Err(Error::Failed {
-                what: format!("PVC {pvc_name}"),
-                reason: "not in its group snapshot".into(),
-            }),
-        };
+    for (&i, m) in g.members.iter().zip(found) {
+        taken.each[i] = Ok(Some(Snapshot {
+            size: size_for(&pvcs[i], m.restore_size.as_deref()),
+            key: m.key,
+            group: Some(name.clone()),
+        }));
     }
     Ok(())
 }
@@ -472,7 +467,7 @@ async fn backup_one(
     };
     match found {
         Ok(id) => out.snapshot = Some(id),
-        Err(e) => out.error = Some(error_chain(&e)),
+        Err(e) => out.error = Some(error_message(&e)),
     }
     out
 }
@@ -603,7 +598,7 @@ pub async fn restore_volumes(
         .map(|m| async move {
             let r = run_job(cluster, &m, opts.wait).await;
             r.err()
-                .map(|e| (format!("{}/{}", m.namespace, m.pvc), error_chain(&e)))
+                .map(|e| (format!("{}/{}", m.namespace, m.pvc), error_message(&e)))
         })
         .buffer_unordered(opts.parallel.max(1))
         .filter_map(|x| async move { x })

@@ -132,3 +132,21 @@ impl Error {
         }
     }
 }
+
+/// An error and its causes, `: `-separated like anyhow's `{:#}`, without a cause whose text
+/// its parent's message already ends with: errors that both print and expose their source
+/// would read "stat x: No such file or directory: No such file or directory" otherwise. The
+/// one way every layer (CLI, application records) words an error chain.
+pub fn error_message(err: &dyn std::error::Error) -> String {
+    let mut msg = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !msg.ends_with(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        cause = c.source();
+    }
+    msg
+}

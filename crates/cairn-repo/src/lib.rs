@@ -39,7 +39,7 @@ pub use catalog::{CatalogEntry, catalog};
 pub use check::{Affected, CheckOptions, CheckReport, CheckStats, Problem, check};
 pub use copy::{Copied, CopyOutcome, copy_snapshots};
 pub use diff::{ChangeKind, EntryChange, SnapshotDiff, VolumeDiff, diff};
-pub use error::{Error, Result};
+pub use error::{Error, Result, error_message};
 pub use forget::{ForgetEntry, forget, retention_group};
 pub use index::{BlobLocation, Index};
 pub use keys::{KeyInfo, local_identity};

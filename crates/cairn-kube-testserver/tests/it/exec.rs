@@ -70,6 +70,42 @@ async fn exec_streams_stdin_to_the_process() {
     assert_eq!(status.status.as_deref(), Some("Success"));
 }
 
+/// More stdin than the session's channel holds (16 frames) reaches the process: the handler
+/// drains the channel while the session waits to fill it (it once deadlocked here).
+#[tokio::test]
+async fn exec_streams_more_stdin_than_the_session_buffers() {
+    let server = server().await;
+    server.on_exec(LocalProcess);
+    let pods: Api<Pod> = Api::namespaced(server.client(), "default");
+    pods.create(&PostParams::default(), &pod()).await.unwrap();
+    let mut proc = pods
+        .exec(
+            "db",
+            ["wc", "-c"],
+            &AttachParams::default().stdin(true).stderr(false),
+        )
+        .await
+        .unwrap();
+    let mut stdin = proc.stdin().unwrap();
+    let stdout = proc.stdout();
+    let data = vec![b'x'; 4 << 20];
+    let run = async {
+        let (sent, out) = tokio::join!(
+            async {
+                stdin.write_all(&data).await?;
+                stdin.shutdown().await
+            },
+            read_all(stdout)
+        );
+        sent.unwrap();
+        out
+    };
+    let out = tokio::time::timeout(std::time::Duration::from_mins(1), run)
+        .await
+        .expect("4 MiB of stdin did not get through in 60 s");
+    assert_eq!(out.trim(), (4 << 20).to_string());
+}
+
 #[tokio::test]
 async fn exec_closure_sees_container_and_command_and_bad_container_fails() {
     let server = server().await;

@@ -42,20 +42,36 @@ fn sh(script: &str) -> Vec<String> {
     vec!["sh".into(), "-c".into(), script.into()]
 }
 
-/// Client for MariaDB (or MySQL). Host and port: `MYSQL_HOST`, `MYSQL_TCP_PORT` (the clients
-/// read them); user: `CAIRN_MYSQL_USER` (default root); password: `MYSQL_PWD`, else the
-/// images' `MARIADB_ROOT_PASSWORD` / `MYSQL_ROOT_PASSWORD`.
-const MARIADB_CLIENT: &str = r#"p="${MYSQL_PWD:-${MARIADB_ROOT_PASSWORD:-${MYSQL_ROOT_PASSWORD:-}}}"
+/// Shell lines that set the MariaDB password from the container's environment: `MYSQL_PWD`,
+/// else the images' `MARIADB_ROOT_PASSWORD` / `MYSQL_ROOT_PASSWORD` (the hook recipe and the
+/// dump recipe, `crate::dump`, share them).
+pub(crate) const MARIADB_PASSWORD: &str = r#"p="${MYSQL_PWD:-${MARIADB_ROOT_PASSWORD:-${MYSQL_ROOT_PASSWORD:-}}}"
 if [ -n "$p" ]; then export MYSQL_PWD="$p"; else unset MYSQL_PWD; fi
-c=$(command -v mariadb || command -v mysql) || { echo "no mariadb or mysql client in this container" >&2; exit 127; }
-exec "$c" --batch --unbuffered --skip-column-names --user="${CAIRN_MYSQL_USER:-root}""#;
+"#;
 
-/// `psql` reading from stdin. Connection: the libpq variables (`PGHOST`, `PGPORT`, `PGUSER`,
-/// `PGPASSWORD`, `PGDATABASE`), defaulting user and password to the image's `POSTGRES_USER`
-/// and `POSTGRES_PASSWORD`.
-const PSQL_CLIENT: &str = r#"export PGUSER="${PGUSER:-${POSTGRES_USER:-postgres}}"
+/// Shell lines that set the PostgreSQL user and password: the libpq variables, defaulting to
+/// the image's `POSTGRES_USER` (else `postgres`) and `POSTGRES_PASSWORD`.
+pub(crate) const PG_CREDENTIALS: &str = r#"export PGUSER="${PGUSER:-${POSTGRES_USER:-postgres}}"
 if [ -z "${PGPASSWORD:-}" ] && [ -n "${POSTGRES_PASSWORD:-}" ]; then export PGPASSWORD="$POSTGRES_PASSWORD"; fi
-exec psql -X -q -A -t -v ON_ERROR_STOP=1 -d "${PGDATABASE:-postgres}""#;
+"#;
+
+/// Client for MariaDB (or MySQL). Host and port: `MYSQL_HOST`, `MYSQL_TCP_PORT` (the client
+/// reads them); user: `CAIRN_MYSQL_USER` (default root); password: [`MARIADB_PASSWORD`].
+fn mariadb_client() -> String {
+    format!(
+        "{MARIADB_PASSWORD}c=$(command -v mariadb || command -v mysql) || \
+         {{ echo \"no mariadb or mysql client in this container\" >&2; exit 127; }}\n\
+         exec \"$c\" --batch --unbuffered --skip-column-names --user=\"${{CAIRN_MYSQL_USER:-root}}\""
+    )
+}
+
+/// `psql` reading from stdin. Connection: the libpq variables (`PGHOST`, `PGPORT`,
+/// `PGDATABASE`) and [`PG_CREDENTIALS`].
+fn psql_client() -> String {
+    format!(
+        "{PG_CREDENTIALS}exec psql -X -q -A -t -v ON_ERROR_STOP=1 -d \"${{PGDATABASE:-postgres}}\""
+    )
+}
 
 const PG_START: &str = r"SELECT current_setting('server_version_num')::int >= 150000 AS cairn_pg15 \gset
 \if :cairn_pg15
@@ -119,7 +135,7 @@ impl Recipe {
             Self::Mariadb => Steps {
                 pre: None,
                 session: Some(SessionSpec::new(
-                    sh(MARIADB_CLIENT),
+                    sh(&mariadb_client()),
                     "FLUSH TABLES WITH READ LOCK;\nSELECT 'cairn-quiesced';\n",
                     READY_MARKER,
                     "UNLOCK TABLES;\nSELECT 'cairn-released';\n",
@@ -129,7 +145,7 @@ impl Recipe {
             Self::Postgresql => Steps {
                 pre: None,
                 session: Some(SessionSpec::new(
-                    sh(PSQL_CLIENT),
+                    sh(&psql_client()),
                     PG_START,
                     READY_MARKER,
                     PG_STOP,
